@@ -1,0 +1,36 @@
+import nx from '@nx/eslint-plugin';
+
+// Dependency direction (DESIGN.md, STYLE.md): apps -> domain (scanners, retention, restore)
+// -> core (item-store, transaction-log) -> contract; adapters (volumes-*, ldap-dump)
+// -> contract only. Each SDK has exactly one owning package.
+const ownedSdks = ['minio', 'ldapts', 'level', 'classic-level', 'memory-level', 'yargs', 'imapflow'];
+const banAllBut = (...allowed) => ownedSdks.filter((sdk) => !allowed.includes(sdk));
+
+export default [
+  ...nx.configs['flat/base'],
+  ...nx.configs['flat/typescript'],
+  ...nx.configs['flat/javascript'],
+  {
+    ignores: ['**/dist', '**/out-tsc', '**/node_modules', '**/coverage', '**/*.cjs', 'tools/**/*.mjs'],
+  },
+  {
+    files: ['**/*.ts'],
+    rules: {
+      '@nx/enforce-module-boundaries': [
+        'error',
+        {
+          enforceBuildableLibDependency: true,
+          allow: [],
+          depConstraints: [
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:core', 'type:adapter', 'type:contract'], bannedExternalImports: banAllBut('yargs', 'imapflow') },
+            { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:core', 'type:contract'], bannedExternalImports: banAllBut('imapflow') },
+            { sourceTag: 'type:core', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: banAllBut('level', 'classic-level', 'memory-level') },
+            { sourceTag: 'type:adapter', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: banAllBut('minio', 'ldapts') },
+            { sourceTag: 'type:contract', onlyDependOnLibsWithTags: [], bannedExternalImports: ownedSdks },
+          ],
+        },
+      ],
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+];

@@ -1,0 +1,70 @@
+import type { Readable } from 'node:stream';
+import type * as TE from 'fp-ts/TaskEither';
+import type { Digest } from './digest';
+import type { VolumeError } from './errors';
+
+/** What a put did: the digest of the raw bytes, their size, and whether new bytes were stored. */
+export interface PutResult {
+  readonly digest: Digest;
+  /** Size of the raw (uncompressed, unencrypted) content in bytes. */
+  readonly size: number;
+  /** false when the volume already held this content (deduplicated). */
+  readonly stored: boolean;
+}
+
+export interface BlobStat {
+  readonly digest: Digest;
+  /** Size of the raw content in bytes. */
+  readonly size: number;
+  /** Bytes the volume uses for it (after compression / encryption), when the volume knows. */
+  readonly storedSize?: number;
+}
+
+export interface PutOptions {
+  /** Raw size when known in advance; S3 needs it to choose single or multipart upload. */
+  readonly size?: number;
+  /** When given, a put whose content hashes differently fails with `BlobCorrupt` and stores nothing. */
+  readonly expectedDigest?: Digest;
+}
+
+/** What an implementation can do beyond the contract; callers branch on these, never on the class. */
+export interface VolumeSupports {
+  /** Blobs survive a process or machine crash once `flush` resolved. */
+  readonly durable: boolean;
+  /** Blobs live on another machine (an S3 bucket, an NFS/FUSE mount). */
+  readonly remote: boolean;
+}
+
+/**
+ * A content-addressed store of blobs (message bodies, attachments, documents), keyed by the
+ * SHA-256 of the raw bytes. Every implementation runs `describeVolumeContract`.
+ *
+ * Contract:
+ * - `put` MUST compute the digest of the raw bytes while streaming (never buffer a whole blob),
+ *   MUST be idempotent (same content → same digest, `stored: false` the second time), and once it
+ *   resolves the blob MUST be readable by `get`. It MUST NOT leave a partial blob visible under a
+ *   digest when it fails (a killed process, a full disk, a broken stream).
+ * - Durability: every blob whose `put` resolved before `flush()` was called MUST be durable when
+ *   `flush()` resolves. Callers flush before committing metadata that references the blobs, so
+ *   many puts share one sync (group commit).
+ * - `get` MUST verify the digest of what it returns: on mismatch the stream fails with a
+ *   `VolumeStreamError` carrying `BlobCorrupt`. A missing blob is `BlobNotFound` (in the
+ *   TaskEither, before any byte is streamed).
+ * - `delete` of a missing blob is `BlobNotFound`. `has` never fails for a missing blob.
+ * - `list` visits every stored digest exactly once, in no particular order, without holding
+ *   the whole listing in memory; it resolves to the number visited.
+ * - Error tags are the contract (see `VolumeError`); messages are for people.
+ */
+export interface BlobVolume {
+  /** A short human label, e.g. `local:/srv/backup` or `s3:bucket/prefix`. */
+  readonly name: string;
+  readonly supports: VolumeSupports;
+  put(content: Readable, options?: PutOptions): TE.TaskEither<VolumeError, PutResult>;
+  has(digest: Digest): TE.TaskEither<VolumeError, boolean>;
+  get(digest: Digest): TE.TaskEither<VolumeError, Readable>;
+  stat(digest: Digest): TE.TaskEither<VolumeError, BlobStat>;
+  delete(digest: Digest): TE.TaskEither<VolumeError, void>;
+  list(visit: (digest: Digest) => void | Promise<void>): TE.TaskEither<VolumeError, number>;
+  flush(): TE.TaskEither<VolumeError, void>;
+  close(): TE.TaskEither<VolumeError, void>;
+}
