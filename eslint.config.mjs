@@ -1,6 +1,6 @@
 import nx from '@nx/eslint-plugin';
 
-// Dependency direction (DESIGN.md, STYLE.md): apps -> domain (scanners, retention, restore)
+// Dependency direction (DESIGN.md, STYLE.md): apps -> runtime (composition shared by the apps) -> domain (scanners, retention, restore)
 // -> core (item-store, transaction-log) -> contract; adapters (volumes-*, ldap-dump)
 // -> contract only. Each SDK has exactly one owning package.
 const ownedSdks = ['minio', 'ldapts', 'level', 'classic-level', 'memory-level', 'yargs', 'imapflow'];
@@ -22,7 +22,8 @@ export default [
           enforceBuildableLibDependency: true,
           allow: [],
           depConstraints: [
-            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:domain', 'type:core', 'type:adapter', 'type:contract'], bannedExternalImports: banAllBut('yargs', 'imapflow') },
+            { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:runtime', 'type:domain', 'type:core', 'type:adapter', 'type:contract'], bannedExternalImports: banAllBut('yargs', 'imapflow') },
+            { sourceTag: 'type:runtime', onlyDependOnLibsWithTags: ['type:domain', 'type:core', 'type:adapter', 'type:contract'], bannedExternalImports: banAllBut('imapflow') },
             { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:core', 'type:contract'], bannedExternalImports: banAllBut('imapflow') },
             { sourceTag: 'type:core', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: banAllBut('level', 'classic-level', 'memory-level') },
             { sourceTag: 'type:adapter', onlyDependOnLibsWithTags: ['type:contract'], bannedExternalImports: banAllBut('minio', 'ldapts') },

@@ -1,0 +1,89 @@
+import { createTransport } from 'nodemailer';
+
+/**
+ * Notifications (the seed's notification level): each event has a level; events below
+ * `ZxBackup_NotificationLevel` are not sent. The log sink always receives everything.
+ */
+export const LEVELS = ['Information', 'Warning', 'Error', 'Critical'] as const;
+export type Level = (typeof LEVELS)[number];
+
+export type NotificationEvent =
+  | 'operation.started'
+  | 'operation.finished'
+  | 'operation.failed'
+  | 'coherency.problems'
+  | 'purge.result'
+  | 'scanner.stopped'
+  | 'volume.unreachable';
+
+export interface Notification {
+  readonly level: Level;
+  readonly event: NotificationEvent;
+  readonly subject: string;
+  readonly details: Readonly<Record<string, unknown>>;
+  readonly at: number;
+}
+
+/** Where notifications go. A failing sink never stops the others (it is reported to the log). */
+export interface NotificationSink {
+  readonly name: string;
+  send(n: Notification): Promise<void>;
+}
+
+export const levelRank = (l: Level): number => LEVELS.indexOf(l);
+
+export interface Notifier {
+  notify(n: Omit<Notification, 'at'>): Promise<void>;
+}
+
+export const makeNotifier = (deps: {
+  readonly minimumLevel: () => Level;
+  readonly log: (line: string) => void;
+  readonly sinks: ReadonlyArray<NotificationSink>;
+  readonly now?: () => number;
+}): Notifier => ({
+  notify: async (partial) => {
+    const n: Notification = { ...partial, at: (deps.now ?? Date.now)() };
+    deps.log(`[${n.level}] ${n.event}: ${n.subject}`);
+    if (levelRank(n.level) < levelRank(deps.minimumLevel())) return;
+    await Promise.all(
+      deps.sinks.map(async (sink) => {
+        try {
+          await sink.send(n);
+        } catch (e) {
+          deps.log(`[Warning] notification sink ${sink.name} failed: ${(e as Error).message}`);
+        }
+      }),
+    );
+  },
+});
+
+/** E-mail over SMTP to the configured addresses. `smtpUrl` like `smtp://127.0.0.1:25`. */
+export const makeMailSink = (config: { readonly smtpUrl: string; readonly from: string; readonly to: ReadonlyArray<string> }): NotificationSink => {
+  const transport = createTransport(config.smtpUrl);
+  return {
+    name: 'mail',
+    send: async (n) => {
+      await transport.sendMail({
+        from: config.from,
+        to: [...config.to],
+        subject: `[zxbackup ${n.level}] ${n.subject}`,
+        text: `${n.subject}\n\nEvent: ${n.event}\nLevel: ${n.level}\nAt: ${new Date(n.at).toISOString()}\n\n${JSON.stringify(n.details, null, 2)}\n`,
+      });
+    },
+  };
+};
+
+/** A JSON POST of the notification to a URL. A non-2xx answer is a failure. */
+export const makeWebhookSink = (config: { readonly url: string; readonly timeoutMs?: number }): NotificationSink => ({
+  name: 'webhook',
+  send: async (n) => {
+    const response = await fetch(config.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(n),
+      signal: AbortSignal.timeout(config.timeoutMs ?? 10_000),
+    });
+    if (!response.ok) throw new Error(`webhook answered HTTP ${response.status}`);
+  },
+});

@@ -1,0 +1,130 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as TE from 'fp-ts/TaskEither';
+import { pipe } from 'fp-ts/function';
+import {
+  acquireWriteLock,
+  initBackupPath,
+  localServerId,
+  openBackupPath,
+  openMetadataStore,
+  type BackupPath,
+  type MetadataStore,
+} from '@zxbackup/item-store';
+import { openTxIdAllocator, type TxIdAllocator } from '@zxbackup/transaction-log';
+import type { BlobVolume } from '@zxbackup/volume-contract';
+import { makeLocalVolume } from '@zxbackup/volumes-local';
+import { appError, fromPackageError, type AppError } from './errors';
+
+/** A path that does not exist, or an empty directory, is initialized by the first SmartScan. */
+const isUninitialized = (root: string): boolean => {
+  try {
+    return fs.readdirSync(root).length === 0;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'ENOENT';
+  }
+};
+
+export const DEFAULT_BACKUP_PATH = '/var/lib/zxbackup/backup';
+
+export interface GlobalArgs {
+  readonly 'backup-path'?: string;
+  readonly json?: boolean;
+}
+
+/** `--backup-path`, else `$ZXBACKUP_PATH`, else the default; always absolute. */
+export const resolveBackupRoot = (args: GlobalArgs, env: NodeJS.ProcessEnv = process.env): string =>
+  path.resolve(args['backup-path'] ?? env['ZXBACKUP_PATH'] ?? DEFAULT_BACKUP_PATH);
+
+/** The backup path opened for reading: config and operations only, no lock, no LevelDB. */
+export const openForReading = (root: string): TE.TaskEither<AppError, BackupPath> =>
+  pipe(openBackupPath(root, { serverId: localServerId() }), TE.mapLeft(fromPackageError));
+
+/** Like `openForReading`, but initializes a missing or empty path (so `config set` can come first). */
+export const openOrInitialize = (root: string): TE.TaskEither<AppError, BackupPath> => {
+  const serverId = localServerId();
+  return pipe(
+    isUninitialized(root) ? pipe(initBackupPath(root, { serverId }), TE.asUnit) : TE.right(undefined),
+    TE.flatMap(() => openBackupPath(root, { serverId })),
+    TE.mapLeft(fromPackageError),
+  );
+};
+
+/** The backup path opened by the one writer: lock, metadata store, transaction ids, blob volume. */
+export interface WriterSession {
+  readonly path: BackupPath;
+  readonly store: MetadataStore;
+  readonly txIds: TxIdAllocator;
+  readonly volume: BlobVolume;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the backup path for writing. With `initialize`, a path that does not exist yet (or is
+ * an empty directory) is initialized first, as the first `doSmartScan start` does.
+ */
+export const openWriter = (root: string, options: { readonly initialize: boolean }): TE.TaskEither<AppError, WriterSession> => {
+  const serverId = localServerId();
+  const opened = pipe(
+    options.initialize && isUninitialized(root) ? pipe(initBackupPath(root, { serverId }), TE.asUnit) : TE.right(undefined),
+    TE.flatMap(() => openBackupPath(root, { serverId })),
+    TE.mapLeft(fromPackageError),
+  );
+  return pipe(
+    opened,
+    TE.flatMap((bp) =>
+      pipe(
+        acquireWriteLock(bp.root),
+        TE.mapLeft(fromPackageError),
+        TE.flatMap((lock) => {
+          const undo = <E>(e: E) => async () => {
+            await lock.release();
+            return e;
+          };
+          return pipe(
+            TE.Do,
+            TE.bind('store', () => pipe(openMetadataStore(bp.metadataDir), TE.mapLeft(fromPackageError))),
+            TE.bind('txIds', () => pipe(openTxIdAllocator(path.join(bp.root, 'txlog', 'ids')), TE.mapLeft(fromPackageError))),
+            TE.bind('volume', () => pipe(makeLocalVolume({ root: bp.itemsDir }), TE.mapLeft(fromPackageError))),
+            TE.map(({ store, txIds, volume }): WriterSession => ({
+              path: bp,
+              store,
+              txIds,
+              volume,
+              close: async () => {
+                await volume.flush()();
+                await volume.close()();
+                await txIds.close()();
+                await store.close()();
+                await lock.release();
+              },
+            })),
+            TE.orElse((e) => TE.leftTask(undo(e))),
+          );
+        }),
+      ),
+    ),
+  );
+};
+
+/** Runs `work` with a writer session and always closes it (flushing blobs, releasing the lock). */
+export const withWriter = <A>(
+  root: string,
+  options: { readonly initialize: boolean },
+  work: (session: WriterSession) => TE.TaskEither<AppError, A>,
+): TE.TaskEither<AppError, A> =>
+  pipe(
+    openWriter(root, options),
+    TE.flatMap((session) => async () => {
+      try {
+        return await work(session)();
+      } finally {
+        await session.close();
+      }
+    }),
+  );
+
+export const requireAccountArg = (raw: string): TE.TaskEither<AppError, string> =>
+  /^[^@\s]+@[^@\s]+$/.test(raw)
+    ? TE.right(raw.toLowerCase())
+    : TE.left(appError('Usage', `"${raw}" is not an account address: name accounts as user@domain`));
