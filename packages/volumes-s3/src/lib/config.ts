@@ -1,0 +1,116 @@
+import * as E from 'fp-ts/Either';
+import { pipe } from 'fp-ts/function';
+import * as t from 'io-ts';
+import type { VolumeError } from '@zxbackup/volume-contract';
+
+const MiB = 1024 * 1024;
+/** S3's limits for one part of a multipart upload. */
+export const MIN_PART_SIZE = 5 * MiB;
+export const MAX_PART_SIZE = 5 * 1024 * MiB;
+export const DEFAULT_PART_SIZE = 64 * MiB;
+
+/** Where the bucket is and how to talk to it: enough for the archive helpers and `ensureBucket`. */
+export const S3StoreConfig = t.intersection([
+  t.type({
+    /** Host name or IP, without scheme or port (minio's `endPoint`). */
+    endPoint: t.string,
+    port: t.number,
+    useSSL: t.boolean,
+    accessKey: t.string,
+    secretKey: t.string,
+    region: t.string,
+    bucket: t.string,
+    /** The volume prefix, e.g. `server1/`: one server's data in a shared bucket. `''` for the bucket root. */
+    prefix: t.string,
+  }),
+  t.partial({
+    /** Objects larger than this upload in parts of this size (default 64 MiB, at least 5 MiB). */
+    partSize: t.number,
+    /** Path-style requests (`host/bucket/key`); default true, which every S3-compatible server accepts. */
+    pathStyle: t.boolean,
+  }),
+]);
+export type S3StoreConfig = t.TypeOf<typeof S3StoreConfig>;
+
+export const RetryPolicy = t.partial({
+  /** First back-off after a failed upload (default 1 s); doubles after each consecutive failure. */
+  initialDelayMs: t.number,
+  /** Ceiling of the back-off (default 60 s). The uploader never gives up. */
+  maxDelayMs: t.number,
+});
+export type RetryPolicy = t.TypeOf<typeof RetryPolicy>;
+
+export const S3VolumeConfig = t.intersection([
+  S3StoreConfig,
+  t.type({
+    /** Local write cache, e.g. `<backupPath>/cache/s3`; one volume instance per directory. */
+    cacheDir: t.string,
+  }),
+  t.partial({
+    /** Uploads running at once (default 4). */
+    uploadConcurrency: t.number,
+    retry: RetryPolicy,
+    /** An upload that takes longer is abandoned and retried (default 10 min + 1 s per MiB). */
+    uploadTimeoutMs: t.number,
+  }),
+]);
+export type S3VolumeConfig = t.TypeOf<typeof S3VolumeConfig>;
+
+const invalid = (what: string): VolumeError => ({
+  _tag: 'VolumeIOError',
+  op: 'decodeConfig',
+  cause: new Error(`invalid S3 configuration: ${what}`),
+});
+
+// The paths only, never the values: a bad value may be a secret.
+const describeErrors = (errors: t.Errors): string =>
+  [
+    ...new Set(
+      errors.map((e) =>
+        e.context
+          .map((c) => c.key)
+          .filter((k) => k !== '' && !/^\d+$/.test(k))
+          .join('.'),
+      ),
+    ),
+  ].join(', ') || 'not an object';
+
+const checkRanges = <C extends S3StoreConfig>(c: C): E.Either<VolumeError, C> => {
+  const numbers: Record<string, unknown> = { ...c, ...(c as Partial<S3VolumeConfig>).retry };
+  const fractional = ['port', 'partSize', 'uploadConcurrency', 'uploadTimeoutMs', 'initialDelayMs', 'maxDelayMs'].filter(
+    (k) => typeof numbers[k] === 'number' && !(Number.isSafeInteger(numbers[k]) && (numbers[k] as number) >= 0),
+  );
+  if (fractional.length > 0) return E.left(invalid(`not a non-negative integer: ${fractional.join(', ')}`));
+  if (c.port < 1 || c.port > 65535) return E.left(invalid('port out of range'));
+  if (c.bucket === '') return E.left(invalid('bucket is empty'));
+  if (c.partSize !== undefined && (c.partSize < MIN_PART_SIZE || c.partSize > MAX_PART_SIZE))
+    return E.left(invalid(`partSize must be between ${MIN_PART_SIZE} and ${MAX_PART_SIZE} bytes`));
+  return E.right(c);
+};
+
+/** `server1`, `/server1/` and `server1/` all mean the folder `server1/`. */
+export const normalizePrefix = (prefix: string): string => {
+  const p = prefix.replace(/^\/+|\/+$/g, '');
+  return p === '' ? '' : `${p}/`;
+};
+
+export const decodeS3StoreConfig = (u: unknown): E.Either<VolumeError, S3StoreConfig> =>
+  pipe(
+    S3StoreConfig.decode(u),
+    E.mapLeft((errors) => invalid(describeErrors(errors))),
+    E.flatMap(checkRanges),
+    E.map((c) => ({ ...c, prefix: normalizePrefix(c.prefix) })),
+  );
+
+export const decodeS3VolumeConfig = (u: unknown): E.Either<VolumeError, S3VolumeConfig> =>
+  pipe(
+    S3VolumeConfig.decode(u),
+    E.mapLeft((errors) => invalid(describeErrors(errors))),
+    E.flatMap(checkRanges),
+    E.flatMap((c) =>
+      c.uploadConcurrency !== undefined && c.uploadConcurrency < 1
+        ? E.left(invalid('uploadConcurrency must be at least 1'))
+        : E.right(c),
+    ),
+    E.map((c) => ({ ...c, prefix: normalizePrefix(c.prefix) })),
+  );

@@ -1,0 +1,35 @@
+import type { Readable } from 'node:stream';
+import type * as TE from 'fp-ts/TaskEither';
+import type { S3Error } from './errors';
+
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  /** User metadata, names without the `x-amz-meta-` prefix, lower case. */
+  readonly metadata: Readonly<Record<string, string>>;
+  readonly lastModified?: Date;
+}
+
+export interface ListedObject {
+  readonly key: string;
+  readonly size: number;
+  readonly lastModified?: Date;
+}
+
+/**
+ * The few object-store calls the volume needs, over one bucket. The minio adapter is the only
+ * implementation that talks to a server; unit specs use a fault-injecting in-memory fake.
+ * Keys are full keys (prefix included).
+ */
+export interface ObjectStore {
+  /** `undefined` when the key does not exist. */
+  stat(key: string): TE.TaskEither<S3Error, ObjectInfo | undefined>;
+  /** `size` is required: it decides between a single PUT and a multipart upload. */
+  put(key: string, body: Readable, size: number, metadata: Readonly<Record<string, string>>): TE.TaskEither<S3Error, void>;
+  /** A missing key is `ObjectNotFound`, before any byte is streamed. */
+  get(key: string): TE.TaskEither<S3Error, Readable>;
+  /** Removing a missing key succeeds (S3 semantics). */
+  remove(key: string): TE.TaskEither<S3Error, void>;
+  /** Streams the keys under `prefix` (recursively), awaiting `visit` before reading on. */
+  list(prefix: string, visit: (o: ListedObject) => void | Promise<void>): TE.TaskEither<S3Error, number>;
+}

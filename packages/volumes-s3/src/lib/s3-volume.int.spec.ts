@@ -1,0 +1,197 @@
+// Against the real S3 server: eval "$(tools/services/s3-server.sh start)" first.
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { Readable } from 'node:stream';
+import * as E from 'fp-ts/Either';
+import { Client } from 'minio';
+import { digestShard, type Digest } from '@zxbackup/volume-contract';
+import {
+  describeVolumeContract,
+  expectLeft,
+  expectRight,
+  mailLikeText,
+  pseudoRandomBytes,
+  readAll,
+  sha256Hex,
+  streamOf,
+} from '@zxbackup/volume-contract/testing';
+import { ensureBucket, listBuckets } from './archives';
+import type { S3StoreConfig, S3VolumeConfig } from './config';
+import { makeS3Volume, type S3Volume } from './s3-volume';
+
+const MiB = 1024 * 1024;
+const env = (k: string, d: string): string => process.env[k] ?? d;
+const store: S3StoreConfig = {
+  endPoint: env('S3_ENDPOINT', '127.0.0.1'),
+  port: Number(env('S3_PORT', '9000')),
+  useSSL: env('S3_USE_SSL', 'false') === 'true',
+  accessKey: env('S3_ACCESS_KEY', 'test:tester'),
+  secretKey: env('S3_SECRET_KEY', 'testing'),
+  region: env('S3_REGION', 'us-east-1'),
+  bucket: 'zxb-volumes-s3-int',
+  prefix: '',
+};
+const run = `run-${Date.now()}-${randomBytes(3).toString('hex')}`;
+const client = new Client({ ...store, pathStyle: true });
+const tempDirs: string[] = [];
+const freshDir = (): string => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'zxb-s3-int-'));
+  tempDirs.push(dir);
+  return dir;
+};
+let prefixes = 0;
+const freshPrefix = (): string => `${run}/p${++prefixes}/`;
+const configFor = (prefix: string, cacheDir = freshDir(), more: Partial<S3VolumeConfig> = {}): S3VolumeConfig => ({
+  ...store,
+  prefix,
+  cacheDir,
+  retry: { initialDelayMs: 100, maxDelayMs: 1000 },
+  ...more,
+});
+const open = (c: S3VolumeConfig): Promise<S3Volume> => expectRight(makeS3Volume(c));
+const keyOf = (prefix: string, d: Digest): string => `${prefix}items/${digestShard(d)}/${d}`;
+
+const listKeys = async (prefix: string): Promise<string[]> => {
+  const keys: string[] = [];
+  for await (const o of client.listObjectsV2(store.bucket, prefix, true)) if (o.name) keys.push(o.name);
+  return keys.sort();
+};
+
+beforeAll(async () => {
+  const reachable = await listBuckets(store)();
+  if (E.isLeft(reachable))
+    throw new Error(
+      `the S3 server at ${store.endPoint}:${store.port} is not usable (${reachable.left._tag}: ${String(reachable.left.cause)}). ` +
+        'Start it first: eval "$(tools/services/s3-server.sh start)"',
+    );
+  const made = await ensureBucket(store)();
+  if (E.isLeft(made)) throw new Error(`cannot create bucket ${store.bucket}: ${String(made.left.cause)}`);
+});
+
+afterAll(async () => {
+  const keys = await listKeys(`${run}/`);
+  if (keys.length > 0) await client.removeObjects(store.bucket, keys);
+  for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+});
+
+describeVolumeContract<S3Volume>('s3 volume on the S3 server', {
+  timeoutMs: 60_000,
+  make: () => open(configFor(freshPrefix())),
+  corrupt: async (volume, digest) => {
+    await expectRight(volume.drain({ timeoutMs: 30_000 }));
+    expect(volume.pending().blobs).toBe(0); // nothing left in the cache to shadow the store
+    const prefix = volume.name.slice(`s3:${store.bucket}/`.length);
+    const key = keyOf(prefix, digest);
+    const { size } = await client.statObject(store.bucket, key);
+    const other = pseudoRandomBytes(size, 999);
+    // Same size and digest header: only the content check of `get` can notice.
+    await client.putObject(store.bucket, key, other, size, { 'x-amz-meta-sha256': digest });
+  },
+});
+
+describe('S3 volume with its write cache, on the S3 server', () => {
+  it('put → in the cache → drain → in the bucket with its digest, cache empty', async () => {
+    const cacheDir = freshDir();
+    const prefix = freshPrefix();
+    const volume = await open(configFor(prefix, cacheDir));
+    const bytes = mailLikeText(300_000, 1);
+    const { digest, stored } = await expectRight(volume.put(streamOf(bytes), { size: bytes.length }));
+    expect(stored).toBe(true);
+    // Checked synchronously: an upload needs several round trips before it can drop the file.
+    expect(existsSync(path.join(cacheDir, 'items', digestShard(digest), digest))).toBe(true);
+    await expectRight(volume.flush());
+    await expectRight(volume.drain({ timeoutMs: 30_000 }));
+    expect(existsSync(path.join(cacheDir, 'items', digestShard(digest), digest))).toBe(false);
+    expect(volume.pending()).toEqual({ blobs: 0, bytes: 0 });
+    const st = await client.statObject(store.bucket, keyOf(prefix, digest));
+    expect(st.size).toBe(bytes.length);
+    expect(st.metaData['sha256']).toBe(digest);
+    expect((await readAll(await client.getObject(store.bucket, keyOf(prefix, digest)))).equals(bytes)).toBe(true);
+    // Known to the store now: a second put stores nothing.
+    expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(false);
+    expect(volume.pending().blobs).toBe(0);
+    await expectRight(volume.close());
+  });
+
+  it('a new instance with an empty cache reads everything back from the bucket', async () => {
+    const prefix = freshPrefix();
+    const writer = await open(configFor(prefix));
+    const contents = Array.from({ length: 25 }, (_, i) => (i % 3 === 0 ? pseudoRandomBytes(5000 + i * 3000, i) : mailLikeText(100 + i * 4000, i)));
+    for (const bytes of contents) await expectRight(writer.put(streamOf(bytes)));
+    await expectRight(writer.drain({ timeoutMs: 60_000 }));
+    await expectRight(writer.close());
+
+    const reader = await open(configFor(prefix, freshDir()));
+    const seen: Digest[] = [];
+    expect(await expectRight(reader.list((d) => void seen.push(d)))).toBe(contents.length);
+    expect(new Set(seen)).toEqual(new Set(contents.map(sha256Hex)));
+    for (const bytes of contents) {
+      const d = sha256Hex(bytes);
+      expect(await expectRight(reader.has(d))).toBe(true);
+      expect((await expectRight(reader.stat(d))).size).toBe(bytes.length);
+      expect((await readAll(await expectRight(reader.get(d)))).equals(bytes)).toBe(true);
+    }
+    await expectRight(reader.close());
+  });
+
+  it('two prefixes in one bucket never see each other’s blobs', async () => {
+    const [p1, p2] = [freshPrefix(), freshPrefix()];
+    const v1 = await open(configFor(p1));
+    const v2 = await open(configFor(p2));
+    const shared = mailLikeText(7000, 50);
+    const only1 = [mailLikeText(1000, 51), pseudoRandomBytes(2000, 52)];
+    const only2 = [mailLikeText(3000, 53)];
+    for (const b of [shared, ...only1]) await expectRight(v1.put(streamOf(b)));
+    for (const b of [shared, ...only2]) expect((await expectRight(v2.put(streamOf(b)))).stored).toBe(true);
+    await expectRight(v1.drain({ timeoutMs: 30_000 }));
+    await expectRight(v2.drain({ timeoutMs: 30_000 }));
+    const listed = async (v: S3Volume): Promise<Set<Digest>> => {
+      const s = new Set<Digest>();
+      await expectRight(v.list((d) => void s.add(d)));
+      return s;
+    };
+    expect(await listed(v1)).toEqual(new Set([shared, ...only1].map(sha256Hex)));
+    expect(await listed(v2)).toEqual(new Set([shared, ...only2].map(sha256Hex)));
+    const lone = only1[0] ?? Buffer.alloc(0);
+    expect(await expectRight(v2.has(sha256Hex(lone)))).toBe(false);
+    expect((await expectLeft(v2.get(sha256Hex(lone))))._tag).toBe('BlobNotFound');
+    // A delete under one prefix leaves the other's copy alone.
+    await expectRight(v1.delete(sha256Hex(shared)));
+    expect(await expectRight(v1.has(sha256Hex(shared)))).toBe(false);
+    expect((await readAll(await expectRight(v2.get(sha256Hex(shared))))).equals(shared)).toBe(true);
+    await expectRight(v1.close());
+    await expectRight(v2.close());
+  });
+
+  it('uploads a large blob in parts (partSize 5 MiB, 12 MiB blob) and reads it back', async () => {
+    const prefix = freshPrefix();
+    const volume = await open(configFor(prefix, freshDir(), { partSize: 5 * MiB }));
+    const bytes = pseudoRandomBytes(12 * MiB + 4321, 77);
+    const { digest } = await expectRight(volume.put(streamOf(bytes, 256 * 1024), { size: bytes.length }));
+    await expectRight(volume.drain({ timeoutMs: 60_000 }));
+    const st = await client.statObject(store.bucket, keyOf(prefix, digest));
+    expect(st.size).toBe(bytes.length);
+    expect(st.etag).toMatch(/-3$/); // md5-of-md5s of 3 parts: it really went multipart
+    await expectRight(volume.close());
+    const reader = await open(configFor(prefix, freshDir(), { partSize: 5 * MiB }));
+    expect((await readAll(await expectRight(reader.get(digest)))).equals(bytes)).toBe(true);
+    await expectRight(reader.close());
+  });
+
+  it('wrong credentials: uploads fail, the status says why, and no secret shows', async () => {
+    const secret = 'not-the-secret-7f3a';
+    const volume = await open(configFor(freshPrefix(), freshDir(), { secretKey: secret }));
+    await expectRight(volume.put(Readable.from([Buffer.from('credential test')])));
+    const e = await expectLeft(volume.drain({ timeoutMs: 1500 }));
+    expect(e._tag).toBe('VolumeUnavailable'); // drain timed out
+    const status = volume.status();
+    expect(status.state).toBe('degraded');
+    expect(status.lastError?._tag).toBe('VolumeIOError');
+    const text = `${String(status.lastError?.cause)} ${JSON.stringify(status)} ${String(e.cause)}`;
+    expect(text).not.toContain(secret);
+    expect(text).toMatch(/SignatureDoesNotMatch|AccessDenied|InvalidAccessKeyId/);
+    await expectRight(volume.close());
+  });
+});
