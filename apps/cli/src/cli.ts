@@ -1,7 +1,7 @@
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { EXIT_STATUS_HELP } from './lib/exit-codes';
 import type { CliDeps } from './lib/command';
-import type { GlobalArgs } from './lib/session';
+import type { GlobalArgs } from '@zxbackup/runtime';
 import { configCommand } from './commands/config.command';
 import { doStopOperationCommand, getAllOperationsCommand, monitorCommand } from './commands/operations.command';
 import { commandsFromModules } from './commands/registry';

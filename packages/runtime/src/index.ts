@@ -10,3 +10,23 @@ export * from './lib/dates';
 export * from './lib/source-uri';
 export * from './lib/session';
 export * from './lib/operation-runner';
+export * from './lib/connectors';
+export {
+  VolumeSettings,
+  BucketConfiguration,
+  VOLUME_FILE,
+  BUCKETS_FILE_ENV,
+  DEFAULT_BUCKETS_FILE,
+  bucketsFilePath,
+  readVolumeSettings,
+  listBucketSummaries,
+  openConfiguredVolume,
+  describeVolume,
+  type BucketSummary,
+  type BucketOptions,
+} from './lib/volume-config';
+export { makeMountVolume, type MountVolume, type MountVolumeStatus, type MountVolumeOptions } from './lib/mount-volume';
+export { uploadMetadataArchives, type MetadataUploadSummary, type MetadataUploadOptions } from './lib/metadata-archives';
+export { setBackupVolume, type VolumeTargetSpec, type SetVolumeSummary } from './lib/volume-setup';
+export { planVolumeMigration, executeVolumeMigrationPlan, type VolumeMigrationPlan, type VolumeMigrationResult } from './lib/volume-migration';
+export { retrieveMetadataFromArchive, type RetrieveSummary, type RetrieveOptions } from './lib/disaster-recovery';

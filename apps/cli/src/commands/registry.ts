@@ -1,6 +1,28 @@
 import type { CommandModule } from 'yargs';
+import type { GlobalArgs } from '@zxbackup/runtime';
 import type { CliDeps } from '../lib/command';
-import type { GlobalArgs } from '../lib/session';
+import { getAccountInfoCommand, getAvailableAccountsCommand, getBackupInfoCommand, getItemCommand } from './info.command';
+import { doItemRestoreCommand, doItemSearchCommand, doRestoreOnNewAccountCommand, doUndeleteCommand } from './restore.command';
+import { doAccountScanCommand, doSmartScanCommand } from './scan.command';
+import { listBucketsCommand, migrateBackupVolumeCommand, retrieveMetadataFromArchiveCommand, setBackupVolumeCommand } from './volume.command';
 
-/** Commands that wire the scanners, restore, retention and volumes (added as those land). */
-export const commandsFromModules = (_deps: CliDeps): ReadonlyArray<CommandModule<GlobalArgs, GlobalArgs>> => [];
+type AnyCommand = CommandModule<GlobalArgs, GlobalArgs>;
+
+/** Commands that wire the scanners, restore, retention and volumes. */
+export const commandsFromModules = (deps: CliDeps): ReadonlyArray<AnyCommand> =>
+  [
+    doSmartScanCommand(deps),
+    doAccountScanCommand(deps),
+    getBackupInfoCommand(deps),
+    getAvailableAccountsCommand(deps),
+    getAccountInfoCommand(deps),
+    getItemCommand(deps),
+    doRestoreOnNewAccountCommand(deps),
+    doUndeleteCommand(deps),
+    doItemRestoreCommand(deps),
+    doItemSearchCommand(deps),
+    setBackupVolumeCommand(deps),
+    migrateBackupVolumeCommand(deps),
+    listBucketsCommand(deps),
+    retrieveMetadataFromArchiveCommand(deps),
+  ] as unknown as ReadonlyArray<AnyCommand>;

@@ -35,7 +35,7 @@ export const defineCommand = <A>(
   builder: spec.builder,
   handler: async (args) => {
     const out = makeOutput(args.json === true, deps.streams);
-    const outcome = await spec.run({ args: args as A & GlobalArgs, out, deps })();
+    const outcome = await spec.run({ args: args as unknown as A & GlobalArgs, out, deps })();
     if (E.isLeft(outcome)) reportError(outcome.left, out, deps);
   },
 });

@@ -1,8 +1,11 @@
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import {
+  AccountId,
+  SERVER_ACCOUNT,
   acquireWriteLock,
   initBackupPath,
   localServerId,
@@ -13,8 +16,8 @@ import {
 } from '@zxbackup/item-store';
 import { openTxIdAllocator, type TxIdAllocator } from '@zxbackup/transaction-log';
 import type { BlobVolume } from '@zxbackup/volume-contract';
-import { makeLocalVolume } from '@zxbackup/volumes-local';
 import { appError, fromPackageError, type AppError } from './errors';
+import { openConfiguredVolume } from './volume-config';
 
 /** A path that does not exist, or an empty directory, is initialized by the first SmartScan. */
 const isUninitialized = (root: string): boolean => {
@@ -44,7 +47,7 @@ export const openForReading = (root: string): TE.TaskEither<AppError, BackupPath
 export const openOrInitialize = (root: string): TE.TaskEither<AppError, BackupPath> => {
   const serverId = localServerId();
   return pipe(
-    isUninitialized(root) ? pipe(initBackupPath(root, { serverId }), TE.asUnit) : TE.right(undefined),
+    isUninitialized(root) ? pipe(initBackupPath(root, { serverId, host: os.hostname() }), TE.asUnit) : TE.right(undefined),
     TE.flatMap(() => openBackupPath(root, { serverId })),
     TE.mapLeft(fromPackageError),
   );
@@ -66,7 +69,7 @@ export interface WriterSession {
 export const openWriter = (root: string, options: { readonly initialize: boolean }): TE.TaskEither<AppError, WriterSession> => {
   const serverId = localServerId();
   const opened = pipe(
-    options.initialize && isUninitialized(root) ? pipe(initBackupPath(root, { serverId }), TE.asUnit) : TE.right(undefined),
+    options.initialize && isUninitialized(root) ? pipe(initBackupPath(root, { serverId, host: os.hostname() }), TE.asUnit) : TE.right(undefined),
     TE.flatMap(() => openBackupPath(root, { serverId })),
     TE.mapLeft(fromPackageError),
   );
@@ -85,7 +88,7 @@ export const openWriter = (root: string, options: { readonly initialize: boolean
             TE.Do,
             TE.bind('store', () => pipe(openMetadataStore(bp.metadataDir), TE.mapLeft(fromPackageError))),
             TE.bind('txIds', () => pipe(openTxIdAllocator(path.join(bp.root, 'txlog', 'ids')), TE.mapLeft(fromPackageError))),
-            TE.bind('volume', () => pipe(makeLocalVolume({ root: bp.itemsDir }), TE.mapLeft(fromPackageError))),
+            TE.bind('volume', () => openConfiguredVolume(bp)),
             TE.map(({ store, txIds, volume }): WriterSession => ({
               path: bp,
               store,
@@ -124,7 +127,10 @@ export const withWriter = <A>(
     }),
   );
 
-export const requireAccountArg = (raw: string): TE.TaskEither<AppError, string> =>
-  /^[^@\s]+@[^@\s]+$/.test(raw)
-    ? TE.right(raw.toLowerCase())
+/** An account named on the command line or in a request: a lower-cased address. */
+export const requireAccountArg = (raw: string): TE.TaskEither<AppError, AccountId> => {
+  const decoded = AccountId.decode(raw.trim().toLowerCase());
+  return decoded._tag === 'Right' && decoded.right !== SERVER_ACCOUNT
+    ? TE.right(decoded.right)
     : TE.left(appError('Usage', `"${raw}" is not an account address: name accounts as user@domain`));
+};
