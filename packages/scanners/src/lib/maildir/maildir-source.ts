@@ -1,0 +1,236 @@
+import { promises as fsp } from 'node:fs';
+import { join } from 'node:path';
+import type { Readable } from 'node:stream';
+import * as E from 'fp-ts/Either';
+import * as TE from 'fp-ts/TaskEither';
+import { pipe } from 'fp-ts/function';
+import * as t from 'io-ts';
+import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
+import type { MessageEntry, ScanEvent, ScanOptions, Source, SourceError, WatchHandlers, Watcher } from '../source';
+import { parseFileName } from './flags';
+import { INBOX_KEY, isFolderDirName, parseSubscriptions, SUBSCRIPTIONS_FILE } from './folders';
+import { fsError, isNotFound, readdirOrMissing, readTextOrMissing, statOrMissing, tryFs } from './fs-util';
+import { accountOfDirs, accountPaths } from './layout';
+import { folderDir, folderMeta, folderSig, FolderSig, listFolderEntries, sameSig, StatCache } from './listing';
+import { parsePasswdFile, type PasswdEntry } from './passwd-file';
+import { watchMaildirTree } from './watch';
+
+export interface MaildirSourceOptions {
+  /** The tree root: accounts are `<root>/<domain>/<user>/Maildir`. */
+  readonly root: string;
+  /** A Dovecot passwd-file: when given, the accounts (and their password hash, quota, extra fields) come from it. */
+  readonly passwdFile?: string;
+  /** Epoch ms (tests). */
+  readonly clock?: () => number;
+  /** Bound on the remembered `(size, mtime)` of file names listed before (default 200 000). */
+  readonly statCacheEntries?: number;
+}
+
+/**
+ * The scan cursor: per folder, the signature of its cur/ and new/ directories (mtime, ctime,
+ * inode), of its keyword file and its subscription. Versioned; anything else means "full scan".
+ */
+const MaildirCursor = t.type({ v: t.literal(1), at: t.number, folders: t.record(t.string, FolderSig) });
+type MaildirCursor = t.TypeOf<typeof MaildirCursor>;
+
+/**
+ * A directory time this close to a scan cannot be trusted: a change in the same clock tick
+ * (file systems with coarse timestamps) would leave it equal. Such a folder is listed again.
+ */
+const UNSTABLE_MS = 2000;
+
+const isStable = (sig: FolderSig, previousAt: number, now: number): boolean =>
+  [sig.cur, sig.new, sig.kw].every((d) => d === null || (d[0] < previousAt - UNSTABLE_MS && d[0] < now - UNSTABLE_MS));
+
+const LOCATOR = /^(?:(\.[^/]+)\/)?(cur|new)\/([^/.][^/]*)$/;
+
+export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
+  const { root, passwdFile } = options;
+  const clock = options.clock ?? Date.now;
+  const cache = new StatCache(options.statCacheEntries ?? 200_000);
+
+  const readPasswd = (op: string): TE.TaskEither<SourceError, ReadonlyArray<PasswdEntry>> =>
+    pipe(
+      tryFs(op, passwdFile as string, () => fsp.readFile(passwdFile as string, 'utf8')),
+      TE.mapLeft((e): SourceError => (e._tag === 'SourceNotFound' ? { ...e, _tag: 'SourceUnavailable', message: `passwd-file ${passwdFile} does not exist` } : e)),
+      TE.flatMap((text) => TE.fromEither(parsePasswdFile(passwdFile as string, text))),
+    );
+
+  const treeAccounts: TE.TaskEither<SourceError, ReadonlyArray<AccountId>> = TE.tryCatch(
+    async () => {
+      const domains = await fsp.readdir(root, { withFileTypes: true });
+      const out: AccountId[] = [];
+      for (const d of domains) {
+        if (!d.isDirectory()) continue;
+        const users = (await readdirOrMissing(join(root, d.name))) ?? [];
+        for (const u of users) {
+          const id = accountOfDirs(d.name, u);
+          if (id === undefined) continue;
+          const st = await statOrMissing(accountPaths(root, id).maildir);
+          if (st?.isDirectory() === true) out.push(id);
+        }
+      }
+      return out.sort();
+    },
+    (e): SourceError =>
+      isNotFound(e) ? { _tag: 'SourceUnavailable', op: 'listAccounts', key: root, message: `maildir root ${root} does not exist` } : fsError('listAccounts', root, e),
+  );
+
+  const accountMeta = (account: AccountId, op: string): TE.TaskEither<SourceError, AccountMeta> => {
+    if (passwdFile !== undefined) {
+      return pipe(
+        readPasswd(op),
+        TE.flatMap((entries) => {
+          const entry = entries.find((x) => x.account === account);
+          return entry === undefined
+            ? TE.left<SourceError, AccountMeta>({ _tag: 'SourceNotFound', op, key: account, message: `${account} is not in ${passwdFile}` })
+            : TE.right(entry.meta);
+        }),
+      );
+    }
+    const paths = accountPaths(root, account);
+    return pipe(
+      tryFs(op, account, () => fsp.stat(paths.maildir)),
+      TE.map(
+        (): AccountMeta => ({ kind: 'account', address: account, status: 'active', settings: {}, sourceKey: `${paths.domain}/${paths.user}` }),
+      ),
+    );
+  };
+
+  /** The folder keys of a Maildir (INBOX first), or [] when it does not exist. */
+  const folderKeys = async (maildir: string): Promise<string[] | undefined> => {
+    const entries = await fsp.readdir(maildir, { withFileTypes: true }).catch((e: unknown) => {
+      if (isNotFound(e)) return undefined;
+      throw e;
+    });
+    if (entries === undefined) return undefined;
+    const dots = entries.filter((d) => d.isDirectory() && isFolderDirName(d.name)).map((d) => d.name);
+    return [INBOX_KEY, ...dots.sort()];
+  };
+
+  const subscriptions = async (maildir: string): Promise<ReadonlySet<string>> => parseSubscriptions((await readTextOrMissing(join(maildir, SUBSCRIPTIONS_FILE))) ?? '');
+
+  const decodeCursor = (cursor: unknown): MaildirCursor | undefined => {
+    const r = MaildirCursor.decode(cursor);
+    return E.isRight(r) ? r.right : undefined;
+  };
+
+  const scanAccount = (
+    account: AccountId,
+    cursor: unknown,
+    scan: ScanOptions,
+    onEvent: (event: ScanEvent) => Promise<void>,
+  ): TE.TaskEither<SourceError, { readonly cursor: unknown }> =>
+    pipe(
+      accountMeta(account, 'scanAccount'),
+      TE.flatMap((meta) =>
+        TE.tryCatch(
+          async () => {
+            const at = clock();
+            await onEvent({ type: 'account', meta });
+            const previous = scan.full ? undefined : decodeCursor(cursor);
+            const { maildir } = accountPaths(root, account);
+            const keys = (await folderKeys(maildir)) ?? [];
+            const subs = await subscriptions(maildir);
+            const folders: Record<string, FolderSig> = {};
+            for (const key of keys) {
+              const subscribed = subs.has(key);
+              const sig = await folderSig(maildir, key, subscribed);
+              const before = previous?.folders[key];
+              if (previous !== undefined && before !== undefined && sameSig(before, sig) && isStable(sig, previous.at, at)) {
+                folders[key] = sig;
+                await onEvent({ type: 'folderUnchanged', folderKey: key });
+                continue;
+              }
+              if (key !== INBOX_KEY && (await statOrMissing(folderDir(maildir, key))) === undefined) continue; // removed meanwhile
+              const entries = await listFolderEntries(maildir, key, scan.full ? undefined : cache);
+              folders[key] = sig;
+              await onEvent({ type: 'folder', folderKey: key, meta: folderMeta(key, subscribed), entries });
+            }
+            const next: MaildirCursor = { v: 1, at, folders };
+            return { cursor: MaildirCursor.encode(next) };
+          },
+          (e) => (isSourceError(e) ? e : fsError('scanAccount', account, e)),
+        ),
+      ),
+    );
+
+  const listFolder = (
+    account: AccountId,
+    folderKey: string,
+  ): TE.TaskEither<SourceError, { readonly meta: FolderMeta; readonly entries: ReadonlyArray<MessageEntry> }> => {
+    if (folderKey !== INBOX_KEY && (!isFolderDirName(folderKey) || folderKey.includes('/'))) {
+      return TE.left({ _tag: 'SourceInvalid', op: 'listFolder', key: folderKey, message: `"${folderKey}" is not a Maildir++ folder key` });
+    }
+    const { maildir } = accountPaths(root, account);
+    return tryFs('listFolder', `${account}/${folderKey}`, async () => {
+      const st = await fsp.stat(folderDir(maildir, folderKey));
+      if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      const subs = await subscriptions(maildir);
+      const entries = await listFolderEntries(maildir, folderKey, cache);
+      return { meta: folderMeta(folderKey, subs.has(folderKey)), entries };
+    });
+  };
+
+  /** Find a message by base name: same folder first, then every other folder of the account. */
+  const findByBase = async (maildir: string, folderKey: string, base: string): Promise<string | undefined> => {
+    const keys = (await folderKeys(maildir)) ?? [];
+    for (const key of [folderKey, ...keys.filter((k) => k !== folderKey)]) {
+      for (const sub of ['cur', 'new']) {
+        const dir = join(folderDir(maildir, key), sub);
+        const hit = ((await readdirOrMissing(dir)) ?? []).find((n) => parseFileName(n).base === base);
+        if (hit !== undefined) return join(dir, hit);
+      }
+    }
+    return undefined;
+  };
+
+  const openBlob = (account: AccountId, locator: string): TE.TaskEither<SourceError, Readable> => {
+    const m = LOCATOR.exec(locator);
+    if (m === null || m[1] === '..') {
+      return TE.left({ _tag: 'SourceInvalid', op: 'openBlob', key: locator, message: `"${locator}" is not a Maildir message locator` });
+    }
+    const folderKey = m[1] ?? INBOX_KEY;
+    const name = m[3] as string;
+    const { maildir } = accountPaths(root, account);
+    const key = `${account}/${locator}`;
+    return tryFs('openBlob', key, async () => {
+      let handle = await fsp.open(join(maildir, locator), 'r').catch((e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      // Renamed since it was listed (flags changed, moved): the base name is the identity.
+      for (let attempt = 0; handle === undefined && attempt < 3; attempt++) {
+        const path = await findByBase(maildir, folderKey, parseFileName(name).base);
+        if (path === undefined) break;
+        handle = await fsp.open(path, 'r').catch((e: unknown) => {
+          if (isNotFound(e)) return undefined;
+          throw e;
+        });
+      }
+      if (handle === undefined) throw Object.assign(new Error('gone'), { code: 'ENOENT' });
+      return handle.createReadStream();
+    });
+  };
+
+  const watch = (handlers: WatchHandlers): TE.TaskEither<SourceError, Watcher> =>
+    tryFs('watch', root, () => watchMaildirTree(root, handlers, clock));
+
+  return {
+    uri: `maildir://${root}`,
+    listAccounts: () =>
+      passwdFile === undefined
+        ? treeAccounts
+        : pipe(
+            readPasswd('listAccounts'),
+            TE.map((entries) => entries.map((x) => x.account).sort()),
+          ),
+    scanAccount,
+    listFolder,
+    openBlob,
+    watch,
+  };
+};
+
+const isSourceError = (e: unknown): e is SourceError =>
+  typeof e === 'object' && e !== null && '_tag' in e && 'op' in e && typeof (e as { _tag: unknown })._tag === 'string';

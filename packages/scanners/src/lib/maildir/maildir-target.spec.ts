@@ -1,0 +1,103 @@
+import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
+import type { ScanEvent } from '../source';
+import { makeMaildirSource } from './maildir-source';
+import { makeMaildirTarget } from './maildir-target';
+import { parsePasswdFile } from './passwd-file';
+import { expectRight, makeTempDirs, readAll, run, runLeft, streamOf } from './spec-support';
+
+const BOB = 'bob@alpha.test' as AccountId;
+const tmp = makeTempDirs();
+afterEach(tmp.cleanup);
+
+const account: AccountMeta = {
+  kind: 'account',
+  address: BOB,
+  status: 'active',
+  settings: { 'passwd.extra.userdb_quota_rule': '*:storage=2G' },
+  passwordHash: '{SHA512-CRYPT}$6$salt$hash',
+};
+const folder = (path: string, subscribed = true): FolderMeta => ({ kind: 'folder', path, view: 'message', subscribed });
+
+const MESSAGES = [
+  { path: 'INBOX', flags: ['\\Seen', '\\Flagged'], receivedAt: Date.UTC(2024, 1, 3, 4, 5, 6), body: 'Subject: one\r\n\r\nfirst\r\n' },
+  { path: 'INBOX', flags: [], receivedAt: Date.UTC(2020, 0, 1), body: 'Subject: two\r\n\r\n' + 'x'.repeat(100_000) },
+  { path: 'Entwürfe', flags: ['\\Draft', '$Forwarded', 'Urgent'], receivedAt: Date.UTC(2025, 5, 6), body: 'Subject: draft\r\n\r\n' },
+  { path: 'Projects/2026', flags: ['\\Answered', '\\Deleted', '$label1', 'Urgent'], receivedAt: Date.UTC(2026, 0, 1), body: 'Subject: plan\r\n\r\nü\r\n' },
+];
+
+describe('maildir restore target', () => {
+  it('writes messages that the source reads back with the same bytes, flags, keywords, date and folder', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root });
+    expect(await run(target.accountHasContent(BOB))).toBe(false);
+    await run(target.ensureAccount(BOB, account));
+    expect(await run(target.accountHasContent(BOB))).toBe(false);
+    for (const path of ['INBOX', 'Entwürfe', 'Projects/2026']) await run(target.ensureFolder(BOB, path, folder(path, path !== 'Entwürfe')));
+    expect(await run(target.accountHasContent(BOB))).toBe(true);
+    const keys: string[] = [];
+    for (const m of MESSAGES) {
+      const r = await run(target.writeMessage(BOB, m.path, { content: streamOf(Buffer.from(m.body)), flags: m.flags, receivedAt: m.receivedAt }));
+      keys.push(r.sourceKey);
+    }
+    expect(new Set(keys).size).toBe(MESSAGES.length);
+
+    const source = makeMaildirSource({ root });
+    const events: ScanEvent[] = [];
+    await run(source.scanAccount(BOB, undefined, { full: true }, async (e) => void events.push(e)));
+    const byPath = new Map(events.flatMap((e) => (e.type === 'folder' ? [[e.meta.path, e] as const] : [])));
+    expect([...byPath.keys()].sort()).toEqual(['Entwürfe', 'INBOX', 'Projects/2026']);
+    expect(byPath.get('Entwürfe')?.folderKey).toBe('.Entw&APw-rfe');
+    expect(byPath.get('Projects/2026')?.meta.subscribed).toBe(true);
+    expect(byPath.get('Entwürfe')?.meta.subscribed).toBe(false);
+    for (const [i, m] of MESSAGES.entries()) {
+      const entry = byPath.get(m.path)?.entries.find((e) => e.sourceKey === keys[i]);
+      expect(entry).toMatchObject({ flags: [...m.flags].sort(), receivedAt: m.receivedAt, size: Buffer.byteLength(m.body) });
+      if (entry === undefined) continue;
+      expect((await readAll(await run(source.openBlob(BOB, entry.locator)))).toString()).toBe(m.body);
+    }
+    const inbox = await run(target.listMessages(BOB, 'INBOX'));
+    expect(inbox.map((e) => e.sourceKey).sort()).toEqual([keys[0], keys[1]].sort());
+    expect(await run(target.listMessages(BOB, 'Nowhere'))).toEqual([]);
+    // $Forwarded goes to a keyword letter: Dovecot ignores the P flag.
+    const projects = readFileSync(join(root, 'alpha.test', 'bob', 'Maildir', '.Projects.2026', 'dovecot-keywords'), 'utf8');
+    expect(projects).toBe('0 $label1\n1 Urgent\n');
+    expect(statSync(join(root, 'alpha.test', 'bob', 'Maildir', '.Projects.2026', 'maildirfolder')).isFile()).toBe(true);
+  });
+
+  it('refuses a 27th keyword in a folder and a folder name Maildir++ cannot hold', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root });
+    await run(target.ensureAccount(BOB, account));
+    const many = Array.from({ length: 26 }, (_, i) => `kw${i}`);
+    await run(target.writeMessage(BOB, 'INBOX', { content: streamOf(Buffer.from('a\r\n')), flags: many, receivedAt: 0 }));
+    const e = await runLeft(target.writeMessage(BOB, 'INBOX', { content: streamOf(Buffer.from('b\r\n')), flags: ['kw27'], receivedAt: 0 }));
+    expect(e._tag).toBe('TargetConflict');
+    expect((await runLeft(target.ensureFolder(BOB, 'v1.2', folder('v1.2'))))._tag).toBe('SourceInvalid');
+    expect((await runLeft(target.writeMessage(BOB, 'Missing', { content: streamOf(Buffer.from('c')), flags: [], receivedAt: 0 })))._tag).toBe('SourceNotFound');
+    // Nothing half-written is left in tmp/.
+    const source = makeMaildirSource({ root });
+    expect((await run(source.listFolder(BOB, ''))).entries).toHaveLength(1);
+  });
+
+  it('adds the account to the passwd-file atomically and updates its hash in place', async () => {
+    const root = tmp.make();
+    const passwdFile = join(root, 'users');
+    writeFileSync(passwdFile, 'alice@alpha.test:{PLAIN}a::::::\n', { mode: 0o640 });
+    const target = makeMaildirTarget({ root, passwdFile });
+    await run(target.ensureAccount(BOB, account));
+    await run(target.ensureAccount(BOB, account)); // idempotent
+    const entries = expectRight(parsePasswdFile(passwdFile, readFileSync(passwdFile, 'utf8')));
+    expect(entries.map((x) => x.account)).toEqual(['alice@alpha.test', BOB]);
+    expect(entries[1]?.meta).toMatchObject({ passwordHash: account.passwordHash, quotaBytes: 2 * 1024 ** 3 });
+    expect(statSync(passwdFile).mode & 0o777).toBe(0o640);
+    await run(target.ensureAccount(BOB, { ...account, passwordHash: '{PLAIN}changed' }));
+    const after = readFileSync(passwdFile, 'utf8').split('\n');
+    expect(after).toHaveLength(3);
+    expect(after[1]).toMatch(/^bob@alpha\.test:\{PLAIN\}changed:/);
+    // The source reads the account back from the same file.
+    const source = makeMaildirSource({ root, passwdFile });
+    expect(await run(source.listAccounts())).toEqual(['alice@alpha.test', BOB]);
+  });
+});

@@ -1,0 +1,250 @@
+import { createWriteStream, promises as fsp } from 'node:fs';
+import { hostname } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
+import * as E from 'fp-ts/Either';
+import * as TE from 'fp-ts/TaskEither';
+import { pipe } from 'fp-ts/function';
+import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
+import type { MessageEntry, RestoreTarget, SourceError } from '../source';
+import { encodeFlags, formatKeywordsFile, KEYWORDS_FILE, type KeywordTable } from './flags';
+import { addSubscription, INBOX_KEY, isFolderDirName, pathToFolderKey, SUBSCRIPTIONS_FILE } from './folders';
+import { fsError, isNotFound, makeKeyedMutex, readdirOrMissing, readTextOrMissing, statOrMissing } from './fs-util';
+import { accountPaths } from './layout';
+import { folderDir, listFolderEntries, readKeywords } from './listing';
+import { upsertPasswdLine } from './passwd-file';
+
+export interface MaildirTargetOptions {
+  /** The tree root: accounts are `<root>/<domain>/<user>/Maildir`. */
+  readonly root: string;
+  /** A Dovecot passwd-file to add the restored account to (atomically rewritten). */
+  readonly passwdFile?: string;
+  /**
+   * Owner of what the target creates (Dovecot's mail user, e.g. vmail), when the restore runs
+   * as root and Dovecot must be able to write into the restored Maildir.
+   */
+  readonly owner?: { readonly uid: number; readonly gid: number };
+}
+
+const DIR_MODE = 0o700;
+const FILE_MODE = 0o600;
+let counter = 0;
+
+/** Maildir host part: `/` and `:` cannot appear in a file name part (Maildir spec escapes). */
+const safeHost = (): string => hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/,/g, '\\054');
+
+/** A fresh Dovecot-style base name: `<secs>.M<usecs>P<pid>Q<counter>.<host>`. */
+const uniqueBase = (): string => {
+  const now = Date.now();
+  const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000) % 1_000_000;
+  counter = (counter + 1) % 1_000_000_000;
+  return `${Math.floor(now / 1000)}.M${micros}P${process.pid}Q${counter}.${safeHost()}`;
+};
+
+export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget => {
+  const { root, passwdFile, owner } = options;
+  const lock = makeKeyedMutex();
+
+  const chown = async (path: string): Promise<void> => {
+    if (owner !== undefined) await fsp.chown(path, owner.uid, owner.gid);
+  };
+
+  /** mkdir -p that gives every directory it creates to the owner. */
+  const mkdirs = async (path: string): Promise<void> => {
+    const first = await fsp.mkdir(path, { recursive: true, mode: DIR_MODE });
+    if (first === undefined || owner === undefined) return;
+    for (let p = path; p.length >= first.length; p = dirname(p)) {
+      await chown(p);
+      if (p === first) break;
+    }
+  };
+
+  /** Replace a small file atomically (temp + fsync + rename), keeping mode and owner of the old one. */
+  const rewrite = async (path: string, text: string, fallbackMode: number): Promise<void> => {
+    const old = await statOrMissing(path);
+    const tmp = join(dirname(path), `.${basename(path)}.zxb-${process.pid}-${++counter}`);
+    const fh = await fsp.open(tmp, 'wx', old?.mode ?? fallbackMode);
+    try {
+      await fh.writeFile(text, 'utf8');
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await fsp.chmod(tmp, (old?.mode ?? fallbackMode) & 0o7777);
+    if (old !== undefined) await fsp.chown(tmp, old.uid, old.gid);
+    else await chown(tmp);
+    await fsp.rename(tmp, path);
+  };
+
+  const attempt = <A>(op: string, key: string, f: () => Promise<A>): TE.TaskEither<SourceError, A> =>
+    TE.tryCatch(f, (e) => (isSourceError(e) ? e : fsError(op, key, e)));
+
+  const folderKeyOf = (op: string, path: string): TE.TaskEither<SourceError, string> => TE.fromEither(pathToFolderKey(path, op));
+
+  const ensureMaildirDirs = async (dir: string): Promise<void> => {
+    for (const sub of ['cur', 'new', 'tmp']) await mkdirs(join(dir, sub));
+  };
+
+  const ensureAccount = (account: AccountId, meta: AccountMeta): TE.TaskEither<SourceError, void> =>
+    attempt('ensureAccount', account, async () => {
+      const { maildir } = accountPaths(root, account);
+      await ensureMaildirDirs(maildir);
+      if (passwdFile === undefined) return;
+      await lock(`passwd:${passwdFile}`, async () => {
+        const text = (await readTextOrMissing(passwdFile)) ?? '';
+        const next = upsertPasswdLine(text, account, meta);
+        if (next !== undefined) await rewrite(passwdFile, next, 0o640);
+      });
+    });
+
+  const ensureFolder = (account: AccountId, path: string, meta: FolderMeta): TE.TaskEither<SourceError, void> =>
+    pipe(
+      folderKeyOf('ensureFolder', path),
+      TE.flatMap((key) =>
+        attempt('ensureFolder', `${account}/${path}`, async () => {
+          const { maildir } = accountPaths(root, account);
+          await ensureMaildirDirs(maildir);
+          if (key === INBOX_KEY) return;
+          const dir = folderDir(maildir, key);
+          await ensureMaildirDirs(dir);
+          const marker = join(dir, 'maildirfolder');
+          if ((await statOrMissing(marker)) === undefined) {
+            await fsp.writeFile(marker, '', { mode: FILE_MODE });
+            await chown(marker);
+          }
+          if (meta.subscribed === true) {
+            await lock(`subs:${maildir}`, async () => {
+              const file = join(maildir, SUBSCRIPTIONS_FILE);
+              const next = addSubscription(await readTextOrMissing(file), key);
+              if (next !== undefined) await rewrite(file, next, FILE_MODE);
+            });
+          }
+        }),
+      ),
+    );
+
+  /** Letters for the flags, adding new keywords to the folder's `dovecot-keywords` (under Dovecot's dotlock). */
+  const lettersFor = async (dir: string, flags: ReadonlyArray<string>, key: string): Promise<string> => {
+    const known = await readKeywords(dir);
+    const first = encodeFlags(flags, known, key);
+    if (E.isLeft(first)) throw first.left;
+    if (formatKeywordsFile(first.right.table) === formatKeywordsFile(known)) return first.right.letters;
+    return withDotlock(join(dir, KEYWORDS_FILE), async () => {
+      const table: KeywordTable = await readKeywords(dir);
+      const r = encodeFlags(flags, table, key);
+      if (E.isLeft(r)) throw r.left;
+      if (formatKeywordsFile(r.right.table) !== formatKeywordsFile(table)) await rewrite(join(dir, KEYWORDS_FILE), formatKeywordsFile(r.right.table), FILE_MODE);
+      return r.right.letters;
+    });
+  };
+
+  /** Dovecot's `<file>.lock` dotlock (O_EXCL), so a running Dovecot and we never interleave. */
+  const withDotlock = async <A>(file: string, f: () => Promise<A>): Promise<A> => {
+    const lockPath = `${file}.lock`;
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      try {
+        await (await fsp.open(lockPath, 'wx', FILE_MODE)).close();
+        break;
+      } catch (e) {
+        if ((e as { code?: string }).code !== 'EEXIST') throw e;
+        const st = await statOrMissing(lockPath);
+        if (st !== undefined && Date.now() - st.mtimeMs > 60_000) await fsp.rm(lockPath, { force: true }); // stale (Dovecot: 60 s)
+        if (Date.now() > deadline) throw { _tag: 'SourceUnavailable', op: 'writeMessage', key: file, message: `${lockPath} is held by another process` };
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    try {
+      return await f();
+    } finally {
+      await fsp.rm(lockPath, { force: true });
+    }
+  };
+
+  const writeMessage = (
+    account: AccountId,
+    folderPath: string,
+    message: { readonly content: Readable; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
+  ): TE.TaskEither<SourceError, { readonly sourceKey: string }> =>
+    pipe(
+      folderKeyOf('writeMessage', folderPath),
+      TE.flatMap((key) =>
+        attempt('writeMessage', `${account}/${folderPath}`, async () => {
+          const { maildir } = accountPaths(root, account);
+          const dir = folderDir(maildir, key);
+          if ((await statOrMissing(join(dir, 'cur'))) === undefined) {
+            throw { _tag: 'SourceNotFound', op: 'writeMessage', key: `${account}/${folderPath}`, message: `folder ${folderPath} of ${account} does not exist (ensureFolder first)` };
+          }
+          await mkdirs(join(dir, 'tmp'));
+          const letters = await lock(`kw:${dir}`, () => lettersFor(dir, message.flags, `${account}/${folderPath}`));
+          const base = uniqueBase();
+          const tmp = join(dir, 'tmp', base);
+          let size = 0;
+          const count = new Transform({
+            transform(chunk: Buffer, _enc, cb) {
+              size += chunk.length;
+              cb(null, chunk);
+            },
+          });
+          try {
+            const out = createWriteStream(tmp, { flags: 'wx', mode: FILE_MODE });
+            await pipeline(message.content, count, out);
+            const fh = await fsp.open(tmp, 'r');
+            try {
+              await fh.sync();
+            } finally {
+              await fh.close();
+            }
+            await chown(tmp);
+            const when = new Date(message.receivedAt);
+            await fsp.utimes(tmp, when, when);
+            const sourceKey = `${base},S=${size}`;
+            await fsp.rename(tmp, join(dir, 'cur', `${sourceKey}:2,${letters}`));
+            const cur = await fsp.open(join(dir, 'cur'), 'r');
+            try {
+              await cur.sync(); // the rename itself survives a crash
+            } finally {
+              await cur.close();
+            }
+            return { sourceKey };
+          } catch (e) {
+            await fsp.rm(tmp, { force: true });
+            throw e;
+          }
+        }),
+      ),
+    );
+
+  const listMessages = (account: AccountId, folderPath: string): TE.TaskEither<SourceError, ReadonlyArray<MessageEntry>> =>
+    pipe(
+      folderKeyOf('listMessages', folderPath),
+      TE.flatMap((key) =>
+        attempt('listMessages', `${account}/${folderPath}`, async () => {
+          const { maildir } = accountPaths(root, account);
+          if ((await statOrMissing(folderDir(maildir, key))) === undefined) return [];
+          return listFolderEntries(maildir, key, undefined);
+        }),
+      ),
+    );
+
+  const accountHasContent = (account: AccountId): TE.TaskEither<SourceError, boolean> =>
+    attempt('accountHasContent', account, async () => {
+      const { maildir } = accountPaths(root, account);
+      const entries = await fsp.readdir(maildir, { withFileTypes: true }).catch((e: unknown) => {
+        if (isNotFound(e)) return undefined;
+        throw e;
+      });
+      if (entries === undefined) return false;
+      if (entries.some((d) => d.isDirectory() && isFolderDirName(d.name))) return true;
+      for (const sub of ['cur', 'new']) {
+        if (((await readdirOrMissing(join(maildir, sub))) ?? []).some((n) => !n.startsWith('.'))) return true;
+      }
+      return false;
+    });
+
+  return { uri: `maildir://${root}`, accountHasContent, ensureAccount, ensureFolder, writeMessage, listMessages };
+};
+
+const isSourceError = (e: unknown): e is SourceError =>
+  typeof e === 'object' && e !== null && '_tag' in e && 'op' in e && typeof (e as { _tag: unknown })._tag === 'string';
