@@ -18,6 +18,12 @@ export interface BlobStat {
   readonly size: number;
   /** Bytes the volume uses for it (after compression / encryption), when the volume knows. */
   readonly storedSize?: number;
+  /**
+   * When the blob was last written (epoch ms), when the volume knows (file mtime, S3
+   * LastModified). The Backup Purge never deletes a blob younger than its grace period and
+   * keeps a blob whose age is unknown.
+   */
+  readonly modifiedAt?: number;
 }
 
 export interface PutOptions {

@@ -1,0 +1,231 @@
+/*
+ * Benchmark of the local blob volume against the tools an administrator knows.
+ *   npx tsc -b packages/volumes-local/tsconfig.lib.json   # the volume contract is loaded from dist
+ *   npx ts-node --transpile-only tools/bench/volumes-local.bench.ts
+ * 1. Generates BENCH_FILES (20,000) files of mail-like sizes (log-normal, median ~20 KB, tail to a
+ *    few MB, ~1 GB in all; text, MIME with base64 attachments, raw random documents) with a
+ *    seeded PRNG, in a temp dir that is removed at the end.
+ * 2. Times `sha256sum` and `tar -cf` over them, then our put of every file (BENCH_CONCURRENCY
+ *    at once, one flush at the end: durable) and our verified get of every blob, for each
+ *    compression mode in BENCH_MODES (auto,never).
+ * Targets: put >= 0.5x tar throughput; get >= 1.0x sha256sum throughput.
+ * The page cache is not dropped between phases (not possible reliably without privileges and
+ * without disturbing other work): every phase reads warm files, so these are CPU-and-syscall
+ * figures, not disk figures. Only the flush pays for the disk.
+ */
+import { execSync, spawnSync } from 'node:child_process';
+import { createReadStream } from 'node:fs';
+import * as fs from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import * as E from 'fp-ts/Either';
+import type { Digest } from '@zxbackup/volume-contract';
+import { makeLocalVolume, type LocalVolume } from '../../packages/volumes-local/src/index';
+
+const FILES = Number(process.env.BENCH_FILES ?? 20_000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const MODES = (process.env.BENCH_MODES ?? 'auto,never').split(',') as Array<'auto' | 'never' | 'always'>;
+const MEDIAN = 20 * 1024;
+const SIGMA = 1.4; // mean = median * e^(sigma^2/2) ~ 53 KB: 20,000 files ~ 1 GB
+const MAX_SIZE = 16 * 1024 * 1024;
+const MB = 1024 * 1024;
+
+const must = async <A>(te: () => Promise<E.Either<unknown, A>>): Promise<A> => {
+  const r = await te();
+  if (E.isLeft(r)) throw new Error(JSON.stringify(r.left));
+  return r.right;
+};
+
+// ---------------------------------------------------------------- corpus
+
+let seed = 0x2545f491;
+const random = (): number => {
+  seed ^= seed << 13;
+  seed >>>= 0;
+  seed ^= seed >>> 17;
+  seed ^= seed << 5;
+  seed >>>= 0;
+  return seed / 4294967296;
+};
+const gaussian = (): number => Math.sqrt(-2 * Math.log(1 - random())) * Math.cos(2 * Math.PI * random());
+
+const randomPool = (size: number): Buffer => {
+  const out = Buffer.allocUnsafe(size);
+  for (let i = 0; i < size; i += 4) out.writeUInt32LE((random() * 4294967296) >>> 0, i);
+  return out;
+};
+
+const WORDS = Array.from({ length: 5000 }, () => {
+  const n = 2 + Math.floor(random() * 9);
+  let w = '';
+  for (let j = 0; j < n; j += 1) w += String.fromCharCode(97 + Math.floor(random() * 26));
+  return w;
+});
+const textPool = (size: number): Buffer => {
+  const parts: string[] = [];
+  let length = 0;
+  while (length < size) {
+    const line: string[] = [];
+    // Zipf-ish: frequent words dominate, as in prose.
+    for (let i = 0; i < 12; i += 1) line.push(WORDS[Math.floor(random() ** 3 * WORDS.length)] ?? 'x');
+    const text = `${line.join(' ')}\r\n`;
+    parts.push(text);
+    length += text.length;
+  }
+  return Buffer.from(parts.join(''), 'latin1');
+};
+
+const TEXT = textPool(8 * MB);
+const RANDOM = randomPool(64 * MB);
+const slice = (pool: Buffer, size: number): Buffer => {
+  const at = Math.floor(random() * Math.max(1, pool.length - size));
+  return pool.subarray(at, at + size);
+};
+const base64Of = (size: number): Buffer =>
+  Buffer.from(slice(RANDOM, Math.ceil((size * 3) / 4)).toString('base64').replace(/(.{76})/g, '$1\r\n'), 'latin1').subarray(0, size);
+
+type Kind = 'text' | 'mime' | 'document';
+const fileContent = (i: number, size: number): { kind: Kind; parts: Buffer[] } => {
+  const header = Buffer.from(`Message-ID: <${i}.bench@example.test>\r\nSubject: bench ${i}\r\n\r\n`, 'latin1');
+  const rest = Math.max(0, size - header.length);
+  if (size <= 64 * 1024) return { kind: 'text', parts: [header, slice(TEXT, rest)] };
+  if (random() < 0.3) return { kind: 'document', parts: [header, slice(RANDOM, rest)] };
+  const body = Math.min(rest, 4096 + Math.floor(random() * 16_384));
+  return { kind: 'mime', parts: [header, slice(TEXT, body), base64Of(rest - body)] };
+};
+
+const generate = async (dir: string): Promise<{ files: string[]; bytes: number; kinds: Record<Kind, number> }> => {
+  const files: string[] = [];
+  const kinds: Record<Kind, number> = { text: 0, mime: 0, document: 0 };
+  let bytes = 0;
+  for (let i = 0; i < FILES; i += 1) {
+    const size = Math.min(MAX_SIZE, Math.max(200, Math.round(MEDIAN * Math.exp(SIGMA * gaussian()))));
+    const sub = path.join(dir, String(Math.floor(i / 1000)).padStart(3, '0'));
+    if (i % 1000 === 0) await fs.mkdir(sub, { recursive: true });
+    const file = path.join(sub, `${i}.eml`);
+    const { kind, parts } = fileContent(i, size);
+    const content = Buffer.concat(parts);
+    await fs.writeFile(file, content);
+    files.push(file);
+    bytes += content.length;
+    kinds[kind] += content.length;
+  }
+  return { files, bytes, kinds };
+};
+
+// ---------------------------------------------------------------- phases
+
+const seconds = async (run: () => Promise<unknown> | unknown): Promise<number> => {
+  const t0 = process.hrtime.bigint();
+  await run();
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+};
+
+/** Wall time and our process's CPU time (all threads: main, libuv pool). */
+const measure = async (run: () => Promise<unknown>): Promise<{ wall: number; cpu: number }> => {
+  const c0 = process.cpuUsage();
+  const wall = await seconds(run);
+  const c = process.cpuUsage(c0);
+  return { wall, cpu: (c.user + c.system) / 1e6 };
+};
+
+/** Wall time and the CPU time of a shell pipeline's processes. */
+const measureShell = (command: string): { wall: number; cpu: number } => {
+  const t0 = process.hrtime.bigint();
+  const run = spawnSync('/bin/bash', ['-c', `TIMEFORMAT='%3U %3S'; time ( ${command} 2>/dev/null )`], { encoding: 'utf8' });
+  const wall = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (run.status !== 0) throw new Error(`${command} failed: ${run.stderr}`);
+  const [user, sys] = run.stderr.trim().split(/\s+/).slice(-2).map(Number);
+  return { wall, cpu: (user ?? 0) + (sys ?? 0) };
+};
+
+const runLimited = async <A>(items: readonly A[], limit: number, task: (item: A, index: number) => Promise<void>): Promise<void> => {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < items.length) {
+        const index = next;
+        next += 1;
+        await task(items[index] as A, index);
+      }
+    }),
+  );
+};
+
+const duOf = (dir: string): number => Number(execSync(`du -sb ${JSON.stringify(dir)}`).toString().split('\t')[0]);
+
+const main = async (): Promise<void> => {
+  const base = await fs.mkdtemp(path.join(tmpdir(), 'zxb-bench-volumes-local-'));
+  try {
+    const corpus = path.join(base, 'corpus');
+    let files: string[] = [];
+    let bytes = 0;
+    let kinds: Record<Kind, number> = { text: 0, mime: 0, document: 0 };
+    const genTime = await seconds(async () => ({ files, bytes, kinds } = await generate(corpus)));
+    const sizes = await Promise.all(files.map(async (f) => (await fs.stat(f)).size));
+    const sorted = [...sizes].sort((a, b) => a - b);
+    const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+    console.log(`corpus: ${files.length} files, ${(bytes / MB).toFixed(0)} MB in ${genTime.toFixed(1)} s`);
+    console.log(
+      `  sizes: median ${(pct(0.5) / 1024).toFixed(1)} KB, p90 ${(pct(0.9) / 1024).toFixed(0)} KB, p99 ${(pct(0.99) / 1024).toFixed(0)} KB, max ${(pct(1) / MB).toFixed(1)} MB`,
+    );
+    console.log(
+      `  bytes: text ${((100 * kinds.text) / bytes).toFixed(0)}%, MIME with base64 ${((100 * kinds.mime) / bytes).toFixed(0)}%, random documents ${((100 * kinds.document) / bytes).toFixed(0)}%`,
+    );
+    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, concurrency ${CONCURRENCY}`);
+    execSync('sync');
+
+    const mbps = (s: number): string => `${(bytes / MB / s).toFixed(0).padStart(4)} MB/s`;
+    const line = (label: string, m: { wall: number; cpu: number }, extra = ''): void =>
+      console.log(`${label.padEnd(26)} ${m.wall.toFixed(2).padStart(6)} s  ${mbps(m.wall)}  cpu ${m.cpu.toFixed(2).padStart(6)} s${extra}`);
+    const sha = measureShell(`find ${JSON.stringify(corpus)} -type f -print0 | xargs -0 sha256sum > /dev/null`);
+    line('sha256sum', sha);
+    const tarFile = path.join(base, 'x.tar');
+    const tar = measureShell(`tar -cf ${JSON.stringify(tarFile)} -C ${JSON.stringify(corpus)} .`);
+    line('tar -cf (not fsynced)', tar);
+    await fs.rm(tarFile);
+    execSync('sync');
+
+    for (const compression of MODES) {
+      const root = path.join(base, `volume-${compression}`);
+      await fs.mkdir(root);
+      const volume: LocalVolume = await must(makeLocalVolume({ root, compression }));
+      const digests: Digest[] = new Array<Digest>(files.length);
+      const put = await measure(() =>
+        runLimited(files, CONCURRENCY, async (file, i) => {
+          const size = sizes[i] ?? MB;
+          const result = await must(volume.put(createReadStream(file, { highWaterMark: Math.max(1, Math.min(MB, size)) }), { size }));
+          digests[i] = result.digest;
+        }),
+      );
+      const flush = await measure(() => must(volume.flush()));
+      const stored = duOf(root);
+      let read = 0;
+      const get = await measure(() =>
+        runLimited(digests, CONCURRENCY, async (digest) => {
+          const stream = await must(volume.get(digest));
+          for await (const chunk of stream) read += (chunk as Buffer).length;
+        }),
+      );
+      if (read !== bytes) throw new Error(`get read ${read} bytes, expected ${bytes}`);
+      await must(volume.close());
+      const durable = { wall: put.wall + flush.wall, cpu: put.cpu + flush.cpu };
+      line(`put ${compression} (no flush)`, put);
+      line(`flush (${files.length} fsyncs)`, flush);
+      line(`put ${compression} + flush`, durable, `  on disk ${(stored / MB).toFixed(0)} MB = ${((100 * stored) / bytes).toFixed(0)}%`);
+      line(`get ${compression}, verified`, get);
+      console.log(
+        `  put+flush vs tar: ${(tar.wall / durable.wall).toFixed(2)}x (target >= 0.5x); put alone ${(tar.wall / put.wall).toFixed(2)}x; cpu per byte ${(durable.cpu / tar.cpu).toFixed(2)}x tar's`,
+      );
+      console.log(`  get vs sha256sum: ${(sha.wall / get.wall).toFixed(2)}x (target >= 1.0x); cpu per byte ${(get.cpu / sha.cpu).toFixed(2)}x sha256sum's`);
+      await fs.rm(root, { recursive: true });
+    }
+  } finally {
+    await fs.rm(base, { recursive: true, force: true });
+  }
+};
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
