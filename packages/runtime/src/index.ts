@@ -30,3 +30,5 @@ export { uploadMetadataArchives, type MetadataUploadSummary, type MetadataUpload
 export { setBackupVolume, type VolumeTargetSpec, type SetVolumeSummary } from './lib/volume-setup';
 export { planVolumeMigration, executeVolumeMigrationPlan, type VolumeMigrationPlan, type VolumeMigrationResult } from './lib/volume-migration';
 export { retrieveMetadataFromArchive, type RetrieveSummary, type RetrieveOptions } from './lib/disaster-recovery';
+export * from './lib/scans';
+export * from './lib/maintenance';

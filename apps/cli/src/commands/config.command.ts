@@ -4,7 +4,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Argv, CommandModule } from 'yargs';
 import { ATTRIBUTES, effectiveValue, lookupAttribute } from '@zxbackup/runtime';
-import { appError, fromPackageError } from '@zxbackup/runtime';
+import { SMART_SCAN_REQUIRED, appError, fromPackageError } from '@zxbackup/runtime';
 import { defineCommand, type CliDeps } from '../lib/command';
 import { openForReading, openOrInitialize, resolveBackupRoot, type GlobalArgs } from '@zxbackup/runtime';
 
@@ -41,11 +41,24 @@ const set = (deps: CliDeps) =>
         TE.flatMap(({ name, value }) =>
           pipe(
             openOrInitialize(resolveBackupRoot(args)),
-            TE.flatMap((bp) => pipe(bp.config.set(name, value), TE.mapLeft(fromPackageError))),
-            TE.map(() => {
-              out.result({ attribute: name, value }, () => [`${name} = ${value}`]);
-              if (name === 'ZxBackup_RealTimeScanner' && value === 'TRUE') {
-                out.info('The Real Time Scanner was (re)enabled: run `zxbackup doSmartScan start` now so that nothing changed meanwhile is missed.');
+            TE.flatMap((bp) =>
+              pipe(
+                bp.config.get(name),
+                TE.flatMap((previous) => {
+                  const reenabled = name === 'ZxBackup_RealTimeScanner' && value === 'TRUE' && O.isSome(previous) && previous.value === 'FALSE';
+                  return pipe(
+                    bp.config.set(name, value),
+                    TE.flatMap(() => (reenabled ? bp.config.set(SMART_SCAN_REQUIRED, 'TRUE') : TE.right(undefined))),
+                    TE.map(() => reenabled),
+                  );
+                }),
+                TE.mapLeft(fromPackageError),
+              ),
+            ),
+            TE.map((reenabled) => {
+              out.result({ attribute: name, value, ...(reenabled ? { smartScanRequired: true } : {}) }, () => [`${name} = ${value}`]);
+              if (reenabled) {
+                out.info('The Real Time Scanner was re-enabled: a SmartScan is required (zxbackup doSmartScan start); `realTimeScanner run` runs it first.');
               }
             }),
           ),

@@ -4,6 +4,8 @@ import type { CliDeps } from '../lib/command';
 import { getAccountInfoCommand, getAvailableAccountsCommand, getBackupInfoCommand, getItemCommand } from './info.command';
 import { doItemRestoreCommand, doItemSearchCommand, doRestoreOnNewAccountCommand, doUndeleteCommand } from './restore.command';
 import { doAccountScanCommand, doSmartScanCommand } from './scan.command';
+import { realTimeScannerCommand } from './real-time-scanner.command';
+import { doCoherencyCheckCommand, doPurgeCommand } from './maintenance.command';
 import { listBucketsCommand, migrateBackupVolumeCommand, retrieveMetadataFromArchiveCommand, setBackupVolumeCommand } from './volume.command';
 
 type AnyCommand = CommandModule<GlobalArgs, GlobalArgs>;
@@ -13,6 +15,7 @@ export const commandsFromModules = (deps: CliDeps): ReadonlyArray<AnyCommand> =>
   [
     doSmartScanCommand(deps),
     doAccountScanCommand(deps),
+    realTimeScannerCommand(deps),
     getBackupInfoCommand(deps),
     getAvailableAccountsCommand(deps),
     getAccountInfoCommand(deps),
@@ -21,6 +24,8 @@ export const commandsFromModules = (deps: CliDeps): ReadonlyArray<AnyCommand> =>
     doUndeleteCommand(deps),
     doItemRestoreCommand(deps),
     doItemSearchCommand(deps),
+    doPurgeCommand(deps),
+    doCoherencyCheckCommand(deps),
     setBackupVolumeCommand(deps),
     migrateBackupVolumeCommand(deps),
     listBucketsCommand(deps),

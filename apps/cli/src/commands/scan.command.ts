@@ -1,77 +1,47 @@
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Argv, CommandModule } from 'yargs';
-import { makeScanEngine, type ScanProgress, type ScanSummary } from '@zxbackup/scanners';
+import type { AccountId } from '@zxbackup/item-store';
+import { describeEngineError, type ScanSummary } from '@zxbackup/scanners';
 import {
   appError,
-  fromPackageError,
-  makeSource,
   requireAccountArg,
   resolveBackupRoot,
   resolveSource,
-  runOperation,
+  runScan,
   withWriter,
   type AppError,
   type GlobalArgs,
-  type WriterSession,
+  type ScanKind,
 } from '@zxbackup/runtime';
 import { defineCommand, type CommandContext } from '../lib/command';
-
-const progressOf = (p: ScanProgress) => ({
-  done: p.accountsDone,
-  total: p.accountsTotal,
-  phase: p.phase,
-  message: `${p.account} folders ${p.foldersDone} messages ${p.messagesRead} changes ${p.changes}`,
-});
 
 const summaryLines = (kind: string, id: string, s: ScanSummary): string[] => [
   `${kind} ${s.stopped ? 'stopped' : s.failures.length > 0 ? 'finished with failures' : 'finished'} (operation ${id})`,
   `  accounts ${s.accounts} (deleted ${s.accountsDeleted}), folders scanned ${s.foldersScanned}, skipped unchanged ${s.foldersSkipped}, renamed ${s.foldersRenamed}`,
   `  items created ${s.created}, updated ${s.updated}, moved ${s.moved}, deleted ${s.deleted}; transactions recorded ${s.recorded}`,
   `  messages read ${s.messagesRead} (${(s.bytesRead / 1048576).toFixed(1)} MiB), new blobs ${s.blobsStored}`,
-  ...s.failures.map((f) => `  FAILED ${f.account}: ${(f.error as { message?: string }).message ?? f.error._tag}`),
+  ...s.failures.map((f) => `  FAILED ${f.account}: ${describeEngineError(f.error)}`),
 ];
 
-/** Runs one scan as a persisted operation and prints its summary; failures of accounts make exit 1. */
-const runScan = <A>(
-  ctx: CommandContext<A>,
-  kind: 'SmartScan' | 'AccountScan',
-  params: Record<string, unknown>,
-  sourceOverride: string | undefined,
-  scan: (session: WriterSession, engine: ReturnType<typeof makeScanEngine>) => TE.TaskEither<unknown, ScanSummary>,
-): TE.TaskEither<AppError, void> =>
-  withWriter(resolveBackupRoot(ctx.args), { initialize: kind === 'SmartScan' }, (session) =>
+/** Runs one scan as a persisted operation and prints its summary; failed accounts make exit 1. */
+const scanCommand = <A>(ctx: CommandContext<A>, request: { readonly kind: ScanKind; readonly full?: boolean; readonly account?: AccountId }, sourceOverride?: string): TE.TaskEither<AppError, void> =>
+  withWriter(resolveBackupRoot(ctx.args), { initialize: request.kind === 'SmartScan' }, (session) =>
     pipe(
       resolveSource(session.path, sourceOverride),
-      TE.flatMap((uri) => {
-        const sink = ctx.out.progress(kind);
-        return pipe(
-          runOperation(
-            { backupRoot: session.path.root, operations: session.path.operations, onProgress: sink.update, onFinish: sink.finish, onStart: (id) => ctx.out.info(`${kind} started: operation ${id}`) },
-            kind,
-            { ...params, source: `maildir:${uri.root}` },
-            (control) =>
-              pipe(
-                scan(
-                  session,
-                  makeScanEngine({
-                    store: session.store,
-                    volume: session.volume,
-                    txIds: session.txIds,
-                    source: makeSource(uri),
-                    clock: ctx.deps.now,
-                    onProgress: (p) => control.progress(progressOf(p)),
-                    shouldStop: control.shouldStop,
-                  }),
-                ),
-                TE.map((summary) => ({ ...summary }) as ScanSummary & Record<string, unknown>),
-              ),
-          ),
-          TE.mapLeft(fromPackageError),
-        );
+      TE.flatMap((source) => {
+        const sink = ctx.out.progress(request.kind);
+        return runScan(session, {
+          ...request,
+          source,
+          clock: ctx.deps.now,
+          onProgress: sink.update,
+          onFinish: sink.finish,
+          onStart: (id) => ctx.out.info(`${request.kind} started: operation ${id}`),
+        });
       }),
       TE.flatMap(({ id, result }) => {
-        ctx.out.result({ operation: id, ...result }, () => summaryLines(kind, id, result));
+        ctx.out.result({ operation: id, ...result }, () => summaryLines(request.kind, id, result));
         return result.failures.length > 0
           ? TE.left(appError('Failed', `${result.failures.length} account(s) could not be scanned; see above, fix the cause and run the scan again`))
           : TE.right(undefined);
@@ -96,7 +66,7 @@ export const doSmartScanCommand = (deps: CommandContext<unknown>['deps']): Comma
         .option('deep', { type: 'boolean', default: false, describe: 'read every folder, ignoring the scan cursors' })
         .example('$0 doSmartScan start --source maildir:/var/vmail', 'first run: initialize and copy everything')
         .example('$0 doSmartScan start', 'daily incremental run') as unknown as Argv<SmartScanArgs>,
-    run: (ctx) => runScan(ctx, 'SmartScan', { deep: ctx.args.deep === true }, ctx.args.source, (_s, engine) => engine.smartScan({ full: ctx.args.deep === true })),
+    run: (ctx) => scanCommand(ctx, { kind: 'SmartScan', full: ctx.args.deep === true }, ctx.args.source),
   });
 
 interface AccountScanArgs {
@@ -116,6 +86,6 @@ export const doAccountScanCommand = (deps: CommandContext<unknown>['deps']): Com
     run: (ctx) =>
       pipe(
         requireAccountArg(ctx.args.account),
-        TE.flatMap((account) => runScan(ctx, 'AccountScan', { account }, undefined, (_s, engine) => engine.accountScan(account))),
+        TE.flatMap((account) => scanCommand(ctx, { kind: 'AccountScan', account })),
       ),
   });

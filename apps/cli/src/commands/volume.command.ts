@@ -22,6 +22,7 @@ import {
   type VolumeTargetSpec,
 } from '@zxbackup/runtime';
 import { defineCommand, type CliDeps, type CommandContext } from '../lib/command';
+import { EXIT_STATUS_HELP } from '../lib/exit-codes';
 
 /*
  * The third-party store commands (the seed's "Backup on a Third Party Store"): setBackupVolume,
@@ -109,9 +110,10 @@ export const setBackupVolumeCommand = (deps: CliDeps): CommandModule<GlobalArgs,
         .example('$0 setBackupVolume S3 --bucket-configuration-id 4f2a9c01d3e7 --volume-prefix server2', 'server 2: same bucket, its own prefix')
         .example('$0 setBackupVolume Local /mnt/zxbackup', 'blobs on a mounted NFS share')
         .epilogue(
-          `Bucket configurations (with their credentials) are kept in $ZXBACKUP_BUCKETS_FILE, else /etc/zxbackup/buckets.json\n` +
-            '(mode 0600); `zxbackup listBuckets` shows them without secrets. Blobs are written to a local cache\n' +
-            'under the backup path first and sent to the store as soon as possible, so scans go on when it is away.',
+          'Bucket configurations (with their credentials) are kept in $ZXBACKUP_BUCKETS_FILE, else\n' +
+            '/etc/zxbackup/buckets.json (mode 0600); `zxbackup listBuckets` shows them without secrets. Blobs are\n' +
+            'written to a local cache under the backup path first and sent to the store as soon as possible, so\n' +
+            `scans go on while it is away.\n\n${EXIT_STATUS_HELP}`,
         ) as unknown as Argv<VolumeArgs>,
     run: (ctx) =>
       pipe(
@@ -144,7 +146,7 @@ export const migrateBackupVolumeCommand = (deps: CliDeps): CommandModule<GlobalA
         .epilogue(
           'Every blob is written with its digest checked and confirmed by the store; the backup switches to the new\n' +
             'volume only when everything is there, then the local copies are removed. Interrupted (killed, doStopOperation,\n' +
-            'store away)? Run the same command again: it continues. No SmartScan runs at the end.',
+            `store away)? Run the same command again: it continues. No SmartScan runs at the end.\n\n${EXIT_STATUS_HELP}`,
         ) as unknown as Argv<MigrateArgs>,
     run: (ctx) =>
       pipe(
@@ -213,7 +215,8 @@ export const listBucketsCommand = (deps: CliDeps): CommandModule<GlobalArgs, Lis
       y
         .positional('which', { type: 'string', choices: ['all', 'backup'], default: 'all', describe: 'accepted for zxsuite compatibility' })
         .example('$0 listBuckets', '')
-        .example('$0 listBuckets all --json', '') as unknown as Argv<ListBucketsArgs>,
+        .example('$0 listBuckets all --json', '')
+        .epilogue(`Reads $ZXBACKUP_BUCKETS_FILE, else /etc/zxbackup/buckets.json.\n\n${EXIT_STATUS_HELP}`) as unknown as Argv<ListBucketsArgs>,
     run: (ctx: CommandContext<ListBucketsArgs>) => {
       const file = bucketsFilePath(ctx.deps.env);
       return pipe(
@@ -251,7 +254,7 @@ export const retrieveMetadataFromArchiveCommand = (deps: CliDeps): CommandModule
         .epilogue(
           'The backup path may be missing or empty (it is initialized for this server). When the archives come from\n' +
             'another server, the path records it in map_<old server id>, and the store is taken over by this server.\n' +
-            'Afterwards the blobs are read from the store: restore right away, e.g. `zxbackup doRestoreOnNewAccount ...`.',
+            `Afterwards the blobs are read from the store: restore right away, e.g. \`zxbackup doRestoreOnNewAccount ...\`.\n\n${EXIT_STATUS_HELP}`,
         ) as unknown as Argv<RetrieveArgs>,
     run: (ctx) =>
       pipe(

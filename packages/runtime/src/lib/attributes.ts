@@ -62,6 +62,8 @@ export const ATTRIBUTES: Readonly<Record<string, AttributeSpec>> = {
     validate: oneOf('Information', 'Warning', 'Error', 'Critical'),
   },
   ZxBackup_NotificationMail: { description: 'Comma-separated addresses that receive notifications by e-mail', validate: any },
+  ZxBackup_NotificationSmtpUrl: { description: 'SMTP server for notification mail, e.g. smtp://127.0.0.1:25', validate: any },
+  ZxBackup_NotificationFrom: { description: 'Sender address of notification mail', defaultValue: 'zxbackup@localhost', validate: any },
   ZxBackup_NotificationWebhook: { description: 'URL that receives notifications as a JSON POST', validate: any },
 };
 

@@ -1,0 +1,134 @@
+import type * as TE from 'fp-ts/TaskEither';
+import * as E from 'fp-ts/Either';
+import { makeAccountLocks, type Logger } from '@zxbackup/scanners';
+import {
+  effectiveValue,
+  realTimeScannerEnabled,
+  resolveSource,
+  runPurge,
+  runScan,
+  smartScanRequired,
+  startRealTime,
+  type AppError,
+  type RunningRealTimeScanner,
+  type WriterSession,
+} from '@zxbackup/runtime';
+import { makeMailSink, makeNotifier, makeWebhookSink, type Level, type NotificationSink, type Notifier } from './notifications';
+import { startScheduler, type PlannedRun, type Scheduler, type SchedulerClock } from './scheduler';
+
+export interface ServiceDeps {
+  readonly session: WriterSession;
+  readonly clock: SchedulerClock;
+  readonly log: (line: string) => void;
+}
+
+export interface RunningService {
+  readonly scheduler: Scheduler;
+  readonly realTime?: RunningRealTimeScanner;
+  readonly notifier: Notifier;
+  stop(): Promise<void>;
+}
+
+const readConfig = async (session: WriterSession): Promise<Readonly<Record<string, string>>> => {
+  const r = await session.path.config.list()();
+  return E.isRight(r) ? r.right : {};
+};
+
+const sinksFrom = (config: Readonly<Record<string, string>>): NotificationSink[] => {
+  const sinks: NotificationSink[] = [];
+  const to = (config['ZxBackup_NotificationMail'] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  const smtpUrl = config['ZxBackup_NotificationSmtpUrl'];
+  if (to.length > 0 && smtpUrl) sinks.push(makeMailSink({ smtpUrl, from: config['ZxBackup_NotificationFrom'] ?? 'zxbackup@localhost', to }));
+  const webhook = config['ZxBackup_NotificationWebhook'];
+  if (webhook) sinks.push(makeWebhookSink({ url: webhook }));
+  return sinks;
+};
+
+/**
+ * The long-running service: the Real Time Scanner (when `ZxBackup_RealTimeScanner` is TRUE),
+ * the daily SmartScan and weekly purge, notifications. One process holds the backup path.
+ */
+export const startService = (deps: ServiceDeps): TE.TaskEither<AppError, RunningService> => async () => {
+  const { session, clock, log } = deps;
+  const initialConfig = await readConfig(session);
+  const notifier = makeNotifier({
+    minimumLevel: () => (effectiveValue(initialConfig, 'ZxBackup_NotificationLevel') ?? 'Information') as Level,
+    log,
+    sinks: sinksFrom(initialConfig),
+    now: clock.now,
+  });
+  const logger: Logger = { info: log, warn: (m) => log(`warning: ${m}`), error: (m) => log(`error: ${m}`) };
+  const locks = makeAccountLocks();
+
+  const source = await resolveSource(session.path)();
+  if (E.isLeft(source)) return source;
+
+  const scan = async (reason: string): Promise<void> => {
+    await notifier.notify({ level: 'Information', event: 'operation.started', subject: `SmartScan started (${reason})`, details: {} });
+    const r = await runScan(session, { kind: 'SmartScan', source: source.right, clock: clock.now, log: logger, locks })();
+    if (E.isLeft(r)) {
+      await notifier.notify({ level: 'Error', event: 'operation.failed', subject: 'SmartScan failed', details: { error: r.left.message } });
+    } else {
+      const s = r.right.result;
+      await notifier.notify({
+        level: s.failures.length > 0 ? 'Warning' : 'Information',
+        event: 'operation.finished',
+        subject: `SmartScan finished: ${s.created} new, ${s.updated} changed, ${s.deleted} deleted, ${s.failures.length} failed account(s)`,
+        details: { operation: r.right.id, ...s },
+      });
+    }
+  };
+
+  const purge = async (): Promise<void> => {
+    const r = await runPurge(session, { now: clock.now(), dryRun: false })();
+    if (E.isLeft(r)) await notifier.notify({ level: 'Error', event: 'operation.failed', subject: 'Purge failed', details: { error: r.left.message } });
+    else await notifier.notify({ level: 'Information', event: 'purge.result', subject: `Purge: ${r.right.kind}`, details: r.right.kind === 'executed' ? { ...r.right.summary } : {} });
+  };
+
+  // When the scanner was (re)enabled, a SmartScan is required before it can be trusted (the seed).
+  const required = await smartScanRequired(session)();
+  const onStart = effectiveValue(initialConfig, 'ZxBackup_SmartScanOnStart') === 'TRUE';
+  if ((E.isRight(required) && required.right) || onStart) await scan(onStart ? 'at service start' : 'required after the Real Time Scanner was re-enabled');
+
+  let realTime: RunningRealTimeScanner | undefined;
+  const enabled = await realTimeScannerEnabled(session)();
+  if (E.isRight(enabled) && enabled.right) {
+    const started = await startRealTime(session, { source: source.right, clock: () => Date.now(), log: logger, locks })();
+    if (E.isLeft(started)) {
+      await notifier.notify({ level: 'Critical', event: 'scanner.stopped', subject: 'Real Time Scanner could not start', details: { error: started.left.message } });
+    } else {
+      realTime = started.right;
+    }
+  }
+
+  const scheduler = await startScheduler({
+    clock,
+    config: async () => {
+      const c = await readConfig(session);
+      return {
+        enabled: effectiveValue(c, 'ZxBackup_ScanOperationScheduling') === 'TRUE',
+        smartScanTime: effectiveValue(c, 'ZxBackup_SmartScanTime') ?? '04:00',
+        purgeDay: effectiveValue(c, 'ZxBackup_PurgeDay') ?? 'Sunday',
+      };
+    },
+    runSmartScan: async (run: PlannedRun) => {
+      await scan('scheduled');
+      if (run.withPurge) await purge();
+    },
+    onMissed: (run) => log(`warning: the scheduled SmartScan of ${new Date(run.at).toISOString()} was missed; it is not deferred (next one tomorrow)`),
+    onError: (e) => log(`error: scheduler: ${(e as Error).message}`),
+  });
+
+  return E.right({
+    scheduler,
+    notifier,
+    ...(realTime ? { realTime } : {}),
+    stop: async () => {
+      scheduler.stop();
+      if (realTime) {
+        await realTime.stop();
+        await notifier.notify({ level: 'Warning', event: 'scanner.stopped', subject: 'Real Time Scanner stopped (service stopping)', details: {} });
+      }
+    },
+  });
+};
