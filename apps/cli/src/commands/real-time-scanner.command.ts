@@ -10,6 +10,7 @@ import {
   smartScanRequired,
   startRealTime,
   withWriter,
+  type AppError,
   type GlobalArgs,
 } from '@zxbackup/runtime';
 import { defineCommand, type CliDeps } from '../lib/command';
@@ -68,7 +69,7 @@ export const realTimeScannerCommand = (deps: CliDeps): CommandModule<GlobalArgs,
             ),
           ),
           TE.flatMap((source) => startRealTime(session, { source, clock: () => Date.now(), log })),
-          TE.flatMap((running) => async () => {
+          TE.flatMap((running): TE.TaskEither<AppError, void> => async () => {
             out.info(`Real Time Scanner watching ${resolveBackupRoot(args)}; stop with Ctrl-C or SIGTERM`);
             const every = (args.statsEvery ?? 60) * 1000;
             const timer =

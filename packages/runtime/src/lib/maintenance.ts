@@ -54,7 +54,7 @@ export type PurgeOutcome =
 
 /**
  * The Backup Purge: plan (what goes, what stays, why), then — unless `dryRun` — execute it as
- * an operation and record it in `backupstat`. With infinite retention it exits at once.
+ * an operation (recorded in `backupstat`). With infinite retention it exits at once.
  */
 export const runPurge = (session: WriterSession, options: { readonly now: number; readonly dryRun: boolean } & MaintenanceHooks): TE.TaskEither<AppError, PurgeOutcome> =>
   pipe(
@@ -79,13 +79,7 @@ export const runPurge = (session: WriterSession, options: { readonly now: number
               ),
             ),
             TE.mapLeft(fromPackageError),
-            TE.tap(() =>
-              pipe(
-                session.store.getBackupStat(),
-                TE.flatMap((stat) => session.store.commit({ changes: [], backupStat: { ...stat, lastPurgeAt: options.now } })),
-                TE.mapLeft(fromPackageError),
-              ),
-            ),
+            // executePurgePlan records lastPurgeAt in backupstat itself.
             TE.map(({ id, result }) => ({ kind: 'executed' as const, id, plan, summary: result })),
           );
         }),

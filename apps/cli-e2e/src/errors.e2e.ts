@@ -1,0 +1,95 @@
+import { join } from 'node:path';
+import { generateCorpus, makeWorkDir, removeWorkDir, snapshotMaildirTree } from './lib/corpus';
+import { assertCliBuilt, describeRun, startRealTimeScanner, stopWith, zx, zxJson, type Background, type CliResult, type OperationView, type ScanSummary } from './lib/zxbackup';
+
+/*
+ * What an administrator sees when something is wrong: one line on stderr starting with
+ * "zxbackup: ", and the exit code documented under EXIT STATUS in `zxbackup --help`.
+ * And the `--json` output that scripts parse.
+ */
+
+const EXIT = { usage: 2, backupPath: 3, busy: 4, notFound: 5 } as const;
+
+const expectOneLineError = (r: CliResult, code: number, pattern: RegExp): void => {
+  const lines = r.stderr.trim().split('\n');
+  expect({ code: r.code, lines: lines.length, first: lines[0] }).toEqual({ code, lines: 1, first: expect.stringMatching(/^zxbackup: /) });
+  if (!pattern.test(r.stderr)) throw new Error(`expected the message to match ${pattern}:\n${describeRun(r)}`);
+};
+
+describe('zxbackup errors and --json output', () => {
+  let work: string;
+  let mail: string;
+  let bp: string;
+  let accounts: string[];
+  let account: string;
+  let scan: ScanSummary;
+  let scanner: Background | undefined;
+
+  beforeAll(async () => {
+    assertCliBuilt();
+    work = makeWorkDir('errors');
+    mail = join(work, 'mail');
+    bp = join(work, 'backup');
+    generateCorpus(mail, { messages: 40, domains: 1, users: 2, seed: 'e2e-errors', maxSize: 200_000 });
+    accounts = Object.keys(snapshotMaildirTree(mail)).sort();
+    account = accounts[0]!;
+    scan = await zxJson<ScanSummary>(bp, ['doSmartScan', 'start', '--source', `maildir:${mail}`]);
+  });
+
+  afterAll(async () => {
+    if (scanner?.isRunning()) await stopWith(scanner, 'SIGKILL');
+    removeWorkDir(work);
+  });
+
+  it('a bad date is a usage error (exit 2)', async () => {
+    const drill = `maildir:${join(work, 'drill')}`;
+    expectOneLineError(await zx(bp, ['doRestoreOnNewAccount', account, 'new@alpha.test', '31/02/2026 10:00:00', '--target', drill]), EXIT.usage, /date/);
+    expectOneLineError(await zx(bp, ['doRestoreOnNewAccount', account, 'new@alpha.test', 'yesterday', '--target', drill]), EXIT.usage, /not a date/);
+    expectOneLineError(await zx(bp, ['doUndelete', account, 'first', '2026-13-45']), EXIT.usage, /end/);
+  });
+
+  it('an unknown attribute is a usage error (exit 2) that lists the known ones', async () => {
+    expectOneLineError(await zx(bp, ['config', 'set', 'ZxBackup_NoSuchAttribute', '1']), EXIT.usage, /unknown attribute .*ZxBackup_Source/);
+    expectOneLineError(await zx(bp, ['config', 'get', 'ZxBackup_NoSuchAttribute']), EXIT.usage, /unknown attribute/);
+  });
+
+  it('a missing account, item or operation is "not found" (exit 5)', async () => {
+    expectOneLineError(await zx(bp, ['getAccountInfo', 'nobody@alpha.test']), EXIT.notFound, /nobody@alpha\.test/);
+    expectOneLineError(
+      await zx(bp, ['doRestoreOnNewAccount', 'nobody@alpha.test', 'nobody.r@alpha.test', 'last', '--target', `maildir:${join(work, 'drill-missing')}`]),
+      EXIT.notFound,
+      /nobody@alpha\.test/,
+    );
+    expectOneLineError(await zx(bp, ['monitor', '00000000-0000-4000-8000-000000000000']), EXIT.notFound, /00000000-0000-4000-8000-000000000000/);
+    const json = await zx(bp, ['--json', 'monitor', '00000000-0000-4000-8000-000000000000']);
+    expect(json.code).toBe(EXIT.notFound);
+    expect(JSON.parse(json.stdout)).toEqual({ error: { kind: 'NotFound', message: expect.any(String) } });
+  });
+
+  it('an account name that is not an address is a usage error (exit 2)', async () => {
+    expectOneLineError(await zx(bp, ['getAccountInfo', 'not-an-address']), EXIT.usage, /not-an-address/);
+  });
+
+  it('a backup path that does not exist is exit 3', async () => {
+    expectOneLineError(await zx(join(work, 'no-such-backup'), ['getAllOperations']), EXIT.backupPath, /no-such-backup/);
+  });
+
+  it('getAllOperations, monitor and getAvailableAccounts print parseable JSON', async () => {
+    const ops = await zxJson<OperationView[]>(bp, ['getAllOperations']);
+    expect(ops).toEqual(expect.arrayContaining([expect.objectContaining({ id: scan.operation, kind: 'SmartScan', state: 'succeeded' })]));
+    expect(await zxJson<OperationView>(bp, ['monitor', scan.operation])).toEqual(expect.objectContaining({ id: scan.operation, state: 'succeeded' }));
+    const listed = await zxJson<Array<{ account: string; items: number }>>(bp, ['getAvailableAccounts']);
+    expect(listed.map((a) => a.account).sort()).toEqual(accounts);
+    for (const a of listed) expect(a.items).toBeGreaterThan(0);
+  });
+
+  it('a second writer while realTimeScanner run holds the backup path is refused (exit 4), naming the holder', async () => {
+    scanner = await startRealTimeScanner(bp);
+    expectOneLineError(await zx(bp, ['doSmartScan', 'start']), EXIT.busy, new RegExp(`process ${scanner.pid}\\b`));
+    expectOneLineError(await zx(bp, ['doAccountScan', account]), EXIT.busy, new RegExp(`process ${scanner.pid}\\b`));
+    const stopped = await stopWith(scanner, 'SIGTERM');
+    expect(stopped.code).toBe(0);
+    // Once it stopped, the path is free again.
+    expect((await zxJson<ScanSummary>(bp, ['doSmartScan', 'start'])).failures).toEqual([]);
+  });
+});

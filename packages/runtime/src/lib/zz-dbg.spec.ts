@@ -1,0 +1,21 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { populate, run, scan } from './third-party-store.test-util';
+import { setBackupVolume } from './volume-setup';
+jest.setTimeout(60000);
+it('dbg', async () => {
+  const base = await fs.mkdtemp(path.join(os.tmpdir(), 'zxb-dbg-'));
+  process.env['ZXBACKUP_BUCKETS_FILE'] = path.join(base, 'b.json');
+  process.env['ZXBACKUP_SERVER_ID'] = 'srv-old';
+  const mount = path.join(base, 'nfs'); await fs.mkdir(mount);
+  const root = path.join(base, 'backup');
+  let t = Date.now();
+  const log = (m: string) => { console.log(m, Date.now() - t); t = Date.now(); };
+  await run(setBackupVolume(root, { type: 'external-local', mountPath: mount }, { now: 1 }));
+  log('set');
+  await populate(path.join(base, 'vmail'));
+  log('populate');
+  await scan(root, path.join(base, 'vmail'), 1000);
+  log('scan');
+});
