@@ -1,0 +1,93 @@
+import type { Readable } from 'node:stream';
+import * as E from 'fp-ts/Either';
+import type * as TE from 'fp-ts/TaskEither';
+import type { AccountId, MetadataStore } from '@zxbackup/item-store';
+import type { BlobVolume } from '@zxbackup/volume-contract';
+import type { Logger } from '../engine/types';
+import type { RestoreTarget, SourceError } from '../source';
+import { RestoreAbort, restoreError, type RestoreError } from './errors';
+
+export interface RestoreProgress {
+  readonly phase: 'folders' | 'messages' | 'done';
+  readonly done: number;
+  readonly total?: number;
+}
+
+export interface RestoreDeps {
+  readonly store: MetadataStore;
+  readonly volume: BlobVolume;
+  readonly target: RestoreTarget;
+  /**
+   * Reads a message back from the target, for the duplicate check of an undelete (the maildir
+   * source's `openBlob` over the same tree fits). Without it a message already there is one
+   * with the same size and received date.
+   */
+  readonly readTarget?: (account: AccountId, locator: string) => TE.TaskEither<SourceError, Readable>;
+  readonly onProgress?: (p: RestoreProgress) => void;
+  readonly log?: Logger;
+  /** Messages written at the same time (default 4). */
+  readonly concurrency?: number;
+}
+
+/** Runs a TaskEither inside restore code: a Left becomes a `RestoreAbort`. */
+export const runR = async <L, A>(te: TE.TaskEither<L, A>, wrap: (l: L) => RestoreError): Promise<A> => {
+  const r = await te();
+  if (E.isLeft(r)) throw new RestoreAbort(wrap(r.left));
+  return r.right;
+};
+
+/** The boundary of an exported restore function: a `RestoreAbort` becomes its Left. */
+export const restoreTask =
+  <A>(op: string, f: () => Promise<A>): TE.TaskEither<RestoreError, A> =>
+  () =>
+    f().then(
+      (a) => E.right(a),
+      (e: unknown) => E.left(e instanceof RestoreAbort ? e.error : restoreError.internal(op)(e)),
+    );
+
+/** At most `limit` tasks at a time; `drain` waits for all and rethrows the first failure. */
+export const makeLimiter = (limit: number) => {
+  const running = new Set<Promise<void>>();
+  let failure: { error: unknown } | undefined;
+  return {
+    /** Starts `task` once a slot is free (awaiting this is the back-pressure). */
+    run: async (task: () => Promise<void>): Promise<void> => {
+      while (running.size >= limit) await Promise.race(running);
+      if (failure !== undefined) throw failure.error;
+      const p: Promise<void> = task()
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => running.delete(p));
+      running.add(p);
+    },
+    drain: async (): Promise<void> => {
+      await Promise.all(running);
+      if (failure !== undefined) throw failure.error;
+    },
+  };
+};
+
+/**
+ * Runs a store traversal whose visitor may fail with a `RestoreAbort`: the store reports a
+ * visitor's failure as its own IOError; the restore reports the visitor's error instead.
+ */
+export const traverse = async <L>(
+  traversal: (visit: <A extends unknown[]>(f: (...args: A) => Promise<void>) => (...args: A) => Promise<void>) => TE.TaskEither<L, unknown>,
+  wrap: (l: L) => RestoreError,
+): Promise<void> => {
+  let failure: { error: unknown } | undefined;
+  const guard =
+    <A extends unknown[]>(f: (...args: A) => Promise<void>) =>
+    async (...args: A): Promise<void> => {
+      try {
+        await f(...args);
+      } catch (error) {
+        failure ??= { error };
+        throw error;
+      }
+    };
+  const r = await traversal(guard)();
+  if (failure !== undefined) throw failure.error;
+  if (E.isLeft(r)) throw new RestoreAbort(wrap(r.left));
+};
