@@ -39,7 +39,8 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
     await session.right.close();
     return 1;
   }
-  log(`zxbackup service running on ${root}; next SmartScan ${service.right.scheduler.planned() ? new Date(service.right.scheduler.planned()!.at).toISOString() : 'not scheduled'}`);
+  const planned = service.right.scheduler.planned();
+  log(`zxbackup service running on ${root}; next SmartScan ${planned ? new Date(planned.at).toISOString() : 'not scheduled'}`);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);

@@ -205,9 +205,9 @@ export const getItemCommand = (deps: CliDeps): CommandModule<GlobalArgs, GetItem
                   if (!entry?.digest) return TE.left(appError('NotFound', `item ${itemId} has no content blob`));
                   return dumpBlob(session.volume, entry.digest, d.streams.stdout);
                 }
-                const shown = at === undefined ? history : [entry];
+                const shown = at === undefined || entry === undefined ? history : [entry];
                 out.result(at === undefined ? { account, itemId, history } : { account, itemId, at, state: entry }, () =>
-                  shown.map((t) => `tx ${t!.tx}  ${t!.op.padEnd(6)} ${formatInstant(t!.start)} → ${formatInstant(t!.end)}  ${JSON.stringify(t)}`),
+                  shown.map((t) => `tx ${t.tx}  ${t.op.padEnd(6)} ${formatInstant(t.start)} → ${formatInstant(t.end)}  ${JSON.stringify(t)}`),
                 );
                 return TE.right(undefined);
               }),

@@ -21,9 +21,9 @@ const days = (value: string): E.Either<string, string> =>
   /^\d{1,5}$/.test(value.trim()) ? E.right(String(Number(value.trim()))) : E.left('expected a whole number of days (0 = keep forever)');
 
 const time = (value: string): E.Either<string, string> => {
-  const m = /^(\d{1,2}):(\d{2})$/.exec(value.trim());
-  return m && Number(m[1]) < 24 && Number(m[2]) < 60
-    ? E.right(`${m[1]!.padStart(2, '0')}:${m[2]}`)
+  const [, hh = '', mm = ''] = /^(\d{1,2}):(\d{2})$/.exec(value.trim()) ?? [];
+  return hh !== '' && Number(hh) < 24 && Number(mm) < 60
+    ? E.right(`${hh.padStart(2, '0')}:${mm}`)
     : E.left('expected a time of day HH:MM (24h, local time)');
 };
 
@@ -71,9 +71,9 @@ export const attributeNames = (): ReadonlyArray<string> => Object.keys(ATTRIBUTE
 
 /** Finds an attribute by name, case-insensitively, as zxsuite accepts them. */
 export const lookupAttribute = (name: string): E.Either<string, { readonly name: string; readonly spec: AttributeSpec }> => {
-  const canonical = Object.keys(ATTRIBUTES).find((k) => k.toLowerCase() === name.trim().toLowerCase());
-  return canonical
-    ? E.right({ name: canonical, spec: ATTRIBUTES[canonical]! })
+  const found = Object.entries(ATTRIBUTES).find(([k]) => k.toLowerCase() === name.trim().toLowerCase());
+  return found
+    ? E.right({ name: found[0], spec: found[1] })
     : E.left(`unknown attribute "${name}"; known attributes: ${attributeNames().join(', ')}`);
 };
 

@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import { downloadArchive, listArchives, uploadArchive, type S3Error, type S3StoreConfig } from '@zxbackup/volumes-s3';
@@ -131,16 +130,14 @@ export const makeMountRemoteStore = (mountPath: string): RemoteStore => {
               const dest = path.join(root, k);
               await fs.mkdir(path.dirname(dest), { recursive: true });
               const tmp = `${dest}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-              const out = await fs.open(tmp, 'wx', 0o600);
               try {
-                await pipeline(createReadStream(file), out.createWriteStream({ autoClose: false }));
-                await out.sync();
+                await fs.copyFile(file, tmp, fs.constants.COPYFILE_EXCL);
+                const out = await fs.open(tmp, 'r+');
+                await out.sync().finally(() => out.close());
               } catch (e) {
-                await out.close();
                 await fs.rm(tmp, { force: true });
                 throw e;
               }
-              await out.close();
               await fs.rename(tmp, dest);
               const dir = await fs.open(path.dirname(dest), 'r');
               await dir.sync().finally(() => dir.close());

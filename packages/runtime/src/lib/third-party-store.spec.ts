@@ -35,7 +35,7 @@ const T1 = Date.UTC(2026, 0, 10, 12, 0, 0);
 const T2 = Date.UTC(2026, 0, 11, 12, 0, 0);
 const T3 = Date.UTC(2026, 0, 12, 12, 0, 0);
 
-jest.setTimeout(120_000);
+jest.setTimeout(60_000);
 
 const savedEnv = { ...process.env };
 let base: string;

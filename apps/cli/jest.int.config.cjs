@@ -1,0 +1,12 @@
+// Integration specs (*.int.spec.ts) against the S3 server of tools/services/s3-server.sh:
+//   eval "$(tools/services/s3-server.sh start)" && npx jest -c apps/cli/jest.int.config.cjs
+// One worker: specs share the server (and may stop and restart it).
+module.exports = {
+  displayName: 'cli:int',
+  preset: '../../jest.preset.cjs',
+  rootDir: __dirname,
+  testMatch: ['<rootDir>/src/**/*.int.spec.ts'],
+  testPathIgnorePatterns: ['/node_modules/'],
+  testTimeout: 120_000,
+  maxWorkers: 1,
+};
