@@ -22,6 +22,7 @@ export default [
           enforceBuildableLibDependency: true,
           allow: [],
           depConstraints: [
+            { sourceTag: 'type:e2e', onlyDependOnLibsWithTags: ['type:runtime', 'type:domain', 'type:core', 'type:adapter', 'type:contract'], bannedExternalImports: ownedSdks },
             { sourceTag: 'type:app', onlyDependOnLibsWithTags: ['type:runtime', 'type:domain', 'type:core', 'type:adapter', 'type:contract'], bannedExternalImports: banAllBut('yargs', 'imapflow') },
             { sourceTag: 'type:runtime', onlyDependOnLibsWithTags: ['type:domain', 'type:core', 'type:adapter', 'type:contract'], bannedExternalImports: banAllBut('imapflow') },
             { sourceTag: 'type:domain', onlyDependOnLibsWithTags: ['type:core', 'type:contract'], bannedExternalImports: banAllBut('imapflow') },

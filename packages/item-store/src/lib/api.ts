@@ -95,7 +95,14 @@ export interface DeletedItemRef {
 }
 
 export interface MetadataStore {
-  /** Atomically record a batch. A change whose `tx` is not above the item's last tx is a `Conflict`. */
+  /**
+   * Atomically record a batch. A change whose `tx` is not above the item's last tx, or whose
+   * `at` is before the item's last `start`, is a `Conflict` and nothing of the batch is written.
+   * Changes apply in order (several of one item are fine). An upsert equal to the current
+   * state and a delete of an unknown or deleted item record nothing (`unchanged`).
+   * The store keeps `items`, `deletedItems` and `lastTx` of every touched account's stat in
+   * the same batch; from `accountStats` it takes the rest (cursor, scan times).
+   */
   commit(batch: CommitBatch): TE.TaskEither<StoreError, CommitSummary>;
   getHistory(account: AccountId, itemId: ItemId): TE.TaskEither<StoreError, O.Option<History>>;
   /** Replace a whole history (archive import, purge of old entries). Rebuilds the indexes. */
@@ -119,7 +126,10 @@ export interface MetadataStore {
     account: AccountId | undefined,
     visit: (account: AccountId, itemId: ItemId, history: History) => void | Promise<void>,
   ): TE.TaskEither<StoreError, number>;
-  /** Items deleted in [from, to), from the deletion index (all accounts when `account` is undefined). */
+  /**
+   * Items whose current state is `delete`, deleted in [from, to), from the deletion index
+   * (all accounts when `account` is undefined). An item re-created since is not listed.
+   */
   deletedBetween(from: number, to: number, account?: AccountId): TE.TaskEither<StoreError, ReadonlyArray<DeletedItemRef>>;
 
   listAccounts(): TE.TaskEither<StoreError, ReadonlyArray<AccountId>>;

@@ -7,7 +7,7 @@ import * as t from 'io-ts';
 
 export const FORMAT_VERSION = 1;
 
-interface ItemIdBrand {
+export interface ItemIdBrand {
   readonly ItemId: unique symbol;
 }
 /** An item's id, unique within its account. Safe as a file name and a LevelDB key part. */
@@ -18,7 +18,7 @@ export const ItemId = t.brand(
 );
 export type ItemId = t.TypeOf<typeof ItemId>;
 
-interface AccountIdBrand {
+export interface AccountIdBrand {
   readonly AccountId: unique symbol;
 }
 /**
@@ -34,7 +34,7 @@ export const AccountId = t.brand(
 export type AccountId = t.TypeOf<typeof AccountId>;
 export const SERVER_ACCOUNT = '_server';
 
-interface TxIdBrand {
+export interface TxIdBrand {
   readonly TxId: unique symbol;
 }
 /** Transaction id: a positive integer, unique per backup path and strictly increasing. */
