@@ -26,6 +26,9 @@ status=0
 echo "== lint, build, unit and integration tests"
 npx nx run-many -t lint build test int-test --outputStyle=static --parallel=2 --skip-nx-cache || status=$?
 
+echo "== corpus generator self-test"
+node_modules/.bin/ts-node --transpile-only tools/corpus/selftest.ts || status=$?
+
 echo "== @zxbackup/item-store as another tool uses it (npm pack + install outside the workspace)"
 bash tools/ci/packed-item-store.sh || status=$?
 
