@@ -7,5 +7,3 @@ export { startService } from './lib/service';
 export type { RunningService, ServiceDeps } from './lib/service';
 export { nextPlannedRun, startScheduler, systemSchedulerClock, MISSED_RUN_TOLERANCE_MS } from './lib/scheduler';
 export type { PlannedRun, Scheduler, ScheduleConfig, SchedulerClock } from './lib/scheduler';
-export { makeNotifier, makeMailSink, makeWebhookSink, LEVELS, levelRank } from './lib/notifications';
-export type { Level, Notification, NotificationEvent, NotificationSink, Notifier } from './lib/notifications';

@@ -32,3 +32,4 @@ export { planVolumeMigration, executeVolumeMigrationPlan, type VolumeMigrationPl
 export { retrieveMetadataFromArchive, type RetrieveSummary, type RetrieveOptions } from './lib/disaster-recovery';
 export * from './lib/scans';
 export * from './lib/maintenance';
+export * from './lib/notifications';

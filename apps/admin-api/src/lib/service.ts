@@ -10,10 +10,10 @@ import {
   smartScanRequired,
   startRealTime,
   type AppError,
+  type Notifier,
   type RunningRealTimeScanner,
   type WriterSession,
 } from '@zxbackup/runtime';
-import { makeMailSink, makeNotifier, makeWebhookSink, type Level, type NotificationSink, type Notifier } from './notifications';
 import { startScheduler, type PlannedRun, type Scheduler, type SchedulerClock } from './scheduler';
 
 export interface ServiceDeps {
@@ -34,16 +34,6 @@ const readConfig = async (session: WriterSession): Promise<Readonly<Record<strin
   return E.isRight(r) ? r.right : {};
 };
 
-const sinksFrom = (config: Readonly<Record<string, string>>): NotificationSink[] => {
-  const sinks: NotificationSink[] = [];
-  const to = (config['ZxBackup_NotificationMail'] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
-  const smtpUrl = config['ZxBackup_NotificationSmtpUrl'];
-  if (to.length > 0 && smtpUrl) sinks.push(makeMailSink({ smtpUrl, from: config['ZxBackup_NotificationFrom'] ?? 'zxbackup@localhost', to }));
-  const webhook = config['ZxBackup_NotificationWebhook'];
-  if (webhook) sinks.push(makeWebhookSink({ url: webhook }));
-  return sinks;
-};
-
 /**
  * The long-running service: the Real Time Scanner (when `ZxBackup_RealTimeScanner` is TRUE),
  * the daily SmartScan and weekly purge, notifications. One process holds the backup path.
@@ -51,38 +41,23 @@ const sinksFrom = (config: Readonly<Record<string, string>>): NotificationSink[]
 export const startService = (deps: ServiceDeps): TE.TaskEither<AppError, RunningService> => async () => {
   const { session, clock, log } = deps;
   const initialConfig = await readConfig(session);
-  const notifier = makeNotifier({
-    minimumLevel: () => (effectiveValue(initialConfig, 'ZxBackup_NotificationLevel') ?? 'Information') as Level,
-    log,
-    sinks: sinksFrom(initialConfig),
-    now: clock.now,
-  });
+  const notifier = session.notifier;
   const logger: Logger = { info: log, warn: (m) => log(`warning: ${m}`), error: (m) => log(`error: ${m}`) };
   const locks = makeAccountLocks();
 
   const source = await resolveSource(session.path)();
   if (E.isLeft(source)) return source;
 
+  // Operations notify through the session's notifier (started / finished / failed, purge results).
   const scan = async (reason: string): Promise<void> => {
-    await notifier.notify({ level: 'Information', event: 'operation.started', subject: `SmartScan started (${reason})`, details: {} });
+    log(`SmartScan (${reason})`);
     const r = await runScan(session, { kind: 'SmartScan', source: source.right, clock: clock.now, log: logger, locks })();
-    if (E.isLeft(r)) {
-      await notifier.notify({ level: 'Error', event: 'operation.failed', subject: 'SmartScan failed', details: { error: r.left.message } });
-    } else {
-      const s = r.right.result;
-      await notifier.notify({
-        level: s.failures.length > 0 ? 'Warning' : 'Information',
-        event: 'operation.finished',
-        subject: `SmartScan finished: ${s.created} new, ${s.updated} changed, ${s.deleted} deleted, ${s.failures.length} failed account(s)`,
-        details: { operation: r.right.id, ...s },
-      });
-    }
+    if (E.isLeft(r)) log(`error: SmartScan failed: ${r.left.message}`);
   };
 
   const purge = async (): Promise<void> => {
     const r = await runPurge(session, { now: clock.now(), dryRun: false })();
-    if (E.isLeft(r)) await notifier.notify({ level: 'Error', event: 'operation.failed', subject: 'Purge failed', details: { error: r.left.message } });
-    else await notifier.notify({ level: 'Information', event: 'purge.result', subject: `Purge: ${r.right.kind}`, details: r.right.kind === 'executed' ? { ...r.right.summary } : {} });
+    if (E.isLeft(r)) log(`error: purge failed: ${r.left.message}`);
   };
 
   // When the scanner was (re)enabled, a SmartScan is required before it can be trusted (the seed).

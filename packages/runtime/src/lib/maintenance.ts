@@ -33,6 +33,7 @@ export interface MaintenanceHooks {
 const hooks = (session: WriterSession, h: MaintenanceHooks) => ({
   backupRoot: session.path.root,
   operations: session.path.operations,
+  notifier: session.notifier,
   ...(h.onProgress ? { onProgress: h.onProgress } : {}),
   ...(h.onFinish ? { onFinish: h.onFinish } : {}),
   ...(h.onStart ? { onStart: h.onStart } : {}),
@@ -80,6 +81,16 @@ export const runPurge = (session: WriterSession, options: { readonly now: number
             ),
             TE.mapLeft(fromPackageError),
             // executePurgePlan records lastPurgeAt in backupstat itself.
+            TE.tap(({ id, result }) =>
+              TE.fromTask(() =>
+                session.notifier.notify({
+                  level: 'Information',
+                  event: 'purge.result',
+                  subject: `Purge: ${result.itemsRemoved} item(s) and ${result.accountsRemoved} account(s) removed, ${result.blobsDeleted} blob(s) deleted`,
+                  details: { operation: id, ...result },
+                }),
+              ),
+            ),
             TE.map(({ id, result }) => ({ kind: 'executed' as const, id, plan, summary: result })),
           );
         }),
@@ -151,5 +162,17 @@ export const runCoherencyCheck = (
       ),
     ),
     TE.mapLeft(fromPackageError),
+    TE.tap(({ id, result }) =>
+      result.report.problems.length === 0
+        ? TE.right(undefined)
+        : TE.fromTask(() =>
+            session.notifier.notify({
+              level: result.fix && result.fix.lost.length === 0 ? 'Warning' : 'Error',
+              event: 'coherency.problems',
+              subject: `Coherency Check found ${result.report.problems.length} problem(s)${result.fix ? `: ${result.fix.mended.length} mended, ${result.fix.lost.length} lost` : ''}`,
+              details: { operation: id, counts: result.report.counts, problems: result.report.problems.slice(0, 50) },
+            }),
+          ),
+    ),
     TE.map(({ id, result }) => ({ id, report: result.report, ...(result.fix ? { fix: result.fix } : {}) })),
   );

@@ -108,7 +108,9 @@ describe('makeMountVolume', () => {
     for (const bytes of during) puts.push(await expectRight(volume.put(streamOf(bytes))));
     await expectRight(volume.flush());
     // Cached blobs stay readable; the unreachable mount is reported, not hidden.
-    expect((await readAll(await expectRight(volume.get(puts[0]!.digest)))).equals(during[0]!)).toBe(true);
+    const [firstPut] = puts;
+    if (firstPut === undefined) throw new Error('no put');
+    expect((await readAll(await expectRight(volume.get(firstPut.digest)))).equals(during[0] as Buffer)).toBe(true);
     expectTag(await expectLeft(volume.get(before.digest)), 'VolumeUnavailable');
     expectTag(await expectLeft(volume.drain({ timeoutMs: 200 })), 'VolumeUnavailable');
     expect(volume.status()).toMatchObject({ state: 'unreachable', pending: 3 });
@@ -124,7 +126,7 @@ describe('makeMountVolume', () => {
     expect(await filesUnder(dirs.cache)).toEqual([]);
     expect(statuses.map((s) => s.state)).toContain('unreachable');
     expect(volume.status().state).toBe('ok');
-    for (const [i, p] of puts.entries()) expect((await readAll(await expectRight(volume.get(p.digest)))).equals(during[i]!)).toBe(true);
+    for (const [i, p] of puts.entries()) expect((await readAll(await expectRight(volume.get(p.digest)))).equals(during[i] as Buffer)).toBe(true);
   });
 
   it('a blob cached while the mount was gone is moved by the next session', async () => {

@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import * as TE from 'fp-ts/TaskEither';
 import * as E from 'fp-ts/Either';
 import type { OperationRecord, OperationStore } from '@zxbackup/item-store';
+import type { Notifier } from './notifications';
 
 /** Progress of a long operation, as `monitor` shows it. */
 export interface ProgressUpdate {
@@ -32,7 +33,15 @@ export const stopMarkerPath = (backupRoot: string, id: string): string => path.j
  * its kind, progress and outcome; `doStopOperation` makes `shouldStop()` true.
  */
 export const runOperation = <E, A extends Record<string, unknown>>(
-  deps: { readonly backupRoot: string; readonly operations: OperationStore; readonly onProgress?: (p: ProgressUpdate) => void; readonly onFinish?: () => void; readonly onStart?: (id: string) => void },
+  deps: {
+    readonly backupRoot: string;
+    readonly operations: OperationStore;
+    readonly onProgress?: (p: ProgressUpdate) => void;
+    readonly onFinish?: () => void;
+    readonly onStart?: (id: string) => void;
+    /** Told when the operation starts, finishes and fails (notification level filters). */
+    readonly notifier?: Notifier;
+  },
   kind: string,
   params: Record<string, unknown>,
   work: (control: OperationControl) => TE.TaskEither<E, A>,
@@ -91,13 +100,24 @@ export const runOperation = <E, A extends Record<string, unknown>>(
     const started = await deps.operations.put(record)();
     if (E.isLeft(started)) return E.left({ _tag: 'OperationStoreError' as const, message: started.left.message });
     deps.onStart?.(id);
+    await deps.notifier?.notify({ level: 'Information', event: 'operation.started', subject: `${kind} started`, details: { operation: id, ...params } });
     const outcome = await work(control)();
     if (E.isLeft(outcome)) {
       const err = outcome.left as { message?: string; _tag?: string };
-      await finish('failed', { error: err.message ?? err._tag ?? String(outcome.left) })();
+      const error = err.message ?? err._tag ?? String(outcome.left);
+      await finish('failed', { error })();
+      await deps.notifier?.notify({ level: 'Error', event: 'operation.failed', subject: `${kind} failed: ${error}`, details: { operation: id, error } });
       return outcome;
     }
-    await finish(control.shouldStop() || stopSeen ? 'stopped' : 'succeeded', { result: outcome.right })();
+    const state = control.shouldStop() || stopSeen ? 'stopped' : 'succeeded';
+    await finish(state, { result: outcome.right })();
+    const failures = Array.isArray(outcome.right['failures']) ? outcome.right['failures'].length : 0;
+    await deps.notifier?.notify({
+      level: failures > 0 ? 'Warning' : 'Information',
+      event: 'operation.finished',
+      subject: `${kind} ${state}${failures > 0 ? ` with ${failures} failure(s)` : ''}`,
+      details: { operation: id, ...outcome.right },
+    });
     return E.right({ id, result: outcome.right });
   };
 };

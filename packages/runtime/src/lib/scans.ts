@@ -58,6 +58,7 @@ export const runScan = (session: WriterSession, request: ScanRequest): TE.TaskEi
       {
         backupRoot: session.path.root,
         operations: session.path.operations,
+        notifier: session.notifier,
         ...(request.onProgress ? { onProgress: request.onProgress } : {}),
         ...(request.onFinish ? { onFinish: request.onFinish } : {}),
         ...(request.onStart ? { onStart: request.onStart } : {}),

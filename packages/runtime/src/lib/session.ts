@@ -17,6 +17,7 @@ import {
 import { openTxIdAllocator, type TxIdAllocator } from '@zxbackup/transaction-log';
 import type { BlobVolume } from '@zxbackup/volume-contract';
 import { appError, fromPackageError, type AppError } from './errors';
+import { makeConfiguredNotifier, type Notifier } from './notifications';
 import { openConfiguredVolume } from './volume-config';
 
 /** A path that does not exist, or an empty directory, is initialized by the first SmartScan. */
@@ -59,6 +60,8 @@ export interface WriterSession {
   readonly store: MetadataStore;
   readonly txIds: TxIdAllocator;
   readonly volume: BlobVolume;
+  /** Notifications per the path's configuration; every operation reports through it. */
+  readonly notifier: Notifier;
   close(): Promise<void>;
 }
 
@@ -94,6 +97,7 @@ export const openWriter = (root: string, options: { readonly initialize: boolean
               store,
               txIds,
               volume,
+              notifier: makeConfiguredNotifier(bp),
               close: async () => {
                 await volume.flush()();
                 await volume.close()();

@@ -1,3 +1,6 @@
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import * as E from 'fp-ts/Either';
 import { createTransport } from 'nodemailer';
 
 /**
@@ -87,3 +90,43 @@ export const makeWebhookSink = (config: { readonly url: string; readonly timeout
     if (!response.ok) throw new Error(`webhook answered HTTP ${response.status}`);
   },
 });
+
+/**
+ * The notifier of a backup path, configured by its attributes at the time of each
+ * notification (so `config set` takes effect without a restart): level
+ * `ZxBackup_NotificationLevel`, mail to `ZxBackup_NotificationMail` through
+ * `ZxBackup_NotificationSmtpUrl`, webhook `ZxBackup_NotificationWebhook`. Every notification
+ * is also appended to `<path>/log/notifications.log` (the log sink, always on).
+ */
+export const makeConfiguredNotifier = (
+  bp: { readonly root: string; readonly config: { list(): () => Promise<E.Either<unknown, Readonly<Record<string, string>>>> } },
+  options: { readonly log?: (line: string) => void; readonly now?: () => number } = {},
+): Notifier => {
+  const logFile = path.join(bp.root, 'log', 'notifications.log');
+  const appendLog = (line: string) => {
+    try {
+      fs.mkdirSync(path.dirname(logFile), { recursive: true });
+      fs.appendFileSync(logFile, `${new Date((options.now ?? Date.now)()).toISOString()} ${line}\n`);
+    } catch {
+      // The log sink must never fail an operation; the other sinks still run.
+    }
+    options.log?.(line);
+  };
+  return {
+    notify: async (n) => {
+      const listed = await bp.config.list()();
+      const config = E.isRight(listed) ? listed.right : {};
+      const to = (config['ZxBackup_NotificationMail'] ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+      const smtpUrl = config['ZxBackup_NotificationSmtpUrl'];
+      const webhook = config['ZxBackup_NotificationWebhook'];
+      const sinks: NotificationSink[] = [
+        ...(to.length > 0 && smtpUrl ? [makeMailSink({ smtpUrl, from: config['ZxBackup_NotificationFrom'] ?? 'zxbackup@localhost', to })] : []),
+        ...(webhook ? [makeWebhookSink({ url: webhook })] : []),
+      ];
+      const level = (LEVELS as ReadonlyArray<string>).includes(config['ZxBackup_NotificationLevel'] ?? '')
+        ? (config['ZxBackup_NotificationLevel'] as Level)
+        : 'Information';
+      await makeNotifier({ minimumLevel: () => level, log: appendLog, sinks, ...(options.now ? { now: options.now } : {}) }).notify(n);
+    },
+  };
+};
