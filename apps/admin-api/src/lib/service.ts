@@ -9,6 +9,7 @@ import {
   runScan,
   smartScanRequired,
   startRealTime,
+  uploadMetadataArchives,
   type AppError,
   type Notifier,
   type RunningRealTimeScanner,
@@ -49,10 +50,22 @@ export const startService = (deps: ServiceDeps): TE.TaskEither<AppError, Running
   if (E.isLeft(source)) return source;
 
   // Operations notify through the session's notifier (started / finished / failed, purge results).
-  const scan = async (reason: string): Promise<void> => {
+  const scan = async (reason: string, uploadMetadata: boolean): Promise<void> => {
     log(`SmartScan (${reason})`);
     const r = await runScan(session, { kind: 'SmartScan', source: source.right, clock: clock.now, log: logger, locks })();
-    if (E.isLeft(r)) log(`error: SmartScan failed: ${r.left.message}`);
+    if (E.isLeft(r)) {
+      log(`error: SmartScan failed: ${r.left.message}`);
+      return;
+    }
+    // The seed: an incremental copy of the metadata goes to the third-party store with every scheduled SmartScan.
+    if (uploadMetadata) {
+      const upload = await uploadMetadataArchives(session, { clock: clock.now })();
+      if (E.isLeft(upload)) {
+        await notifier.notify({ level: 'Error', event: 'operation.failed', subject: `metadata upload failed: ${upload.left.message}`, details: {} });
+      } else if (upload.right.failures.length > 0) {
+        await notifier.notify({ level: 'Warning', event: 'operation.failed', subject: `${upload.right.failures.length} metadata archive(s) not uploaded`, details: { failures: upload.right.failures } });
+      }
+    }
   };
 
   const purge = async (): Promise<void> => {
@@ -63,7 +76,7 @@ export const startService = (deps: ServiceDeps): TE.TaskEither<AppError, Running
   // When the scanner was (re)enabled, a SmartScan is required before it can be trusted (the seed).
   const required = await smartScanRequired(session)();
   const onStart = effectiveValue(initialConfig, 'ZxBackup_SmartScanOnStart') === 'TRUE';
-  if ((E.isRight(required) && required.right) || onStart) await scan(onStart ? 'at service start' : 'required after the Real Time Scanner was re-enabled');
+  if ((E.isRight(required) && required.right) || onStart) await scan(onStart ? 'at service start' : 'required after the Real Time Scanner was re-enabled', false);
 
   let realTime: RunningRealTimeScanner | undefined;
   const enabled = await realTimeScannerEnabled(session)();
@@ -87,7 +100,7 @@ export const startService = (deps: ServiceDeps): TE.TaskEither<AppError, Running
       };
     },
     runSmartScan: async (run: PlannedRun) => {
-      await scan('scheduled');
+      await scan('scheduled', true);
       if (run.withPurge) await purge();
     },
     onMissed: (run) => log(`warning: the scheduled SmartScan of ${new Date(run.at).toISOString()} was missed; it is not deferred (next one tomorrow)`),

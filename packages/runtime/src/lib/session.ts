@@ -92,26 +92,68 @@ export const openWriter = (root: string, options: { readonly initialize: boolean
             TE.bind('store', () => pipe(openMetadataStore(bp.metadataDir), TE.mapLeft(fromPackageError))),
             TE.bind('txIds', () => pipe(openTxIdAllocator(path.join(bp.root, 'txlog', 'ids')), TE.mapLeft(fromPackageError))),
             TE.bind('volume', () => openConfiguredVolume(bp)),
-            TE.map(({ store, txIds, volume }): WriterSession => ({
-              path: bp,
-              store,
-              txIds,
-              volume,
-              notifier: makeConfiguredNotifier(bp),
-              close: async () => {
-                await volume.flush()();
-                await volume.close()();
-                await txIds.close()();
-                await store.close()();
-                await lock.release();
-              },
-            })),
+            TE.map(({ store, txIds, volume }): WriterSession => {
+              const notifier = makeConfiguredNotifier(bp);
+              const unwatch = watchVolumeStatus(volume, notifier);
+              return {
+                path: bp,
+                store,
+                txIds,
+                volume,
+                notifier,
+                close: async () => {
+                  await volume.flush()();
+                  await drainRemote(volume);
+                  unwatch();
+                  await volume.close()();
+                  await txIds.close()();
+                  await store.close()();
+                  await lock.release();
+                },
+              };
+            }),
             TE.orElse((e) => TE.leftTask(undo(e))),
           );
         }),
       ),
     ),
   );
+};
+
+/** What the S3 and external-mount volumes add: a background upload that can be waited for and watched. */
+interface RemoteVolume {
+  drain(options?: { readonly timeoutMs?: number }): TE.TaskEither<unknown, void>;
+  status(): { readonly state: string; readonly pending?: number };
+  onStatus(listener: (s: { readonly state: string; readonly pending?: number; readonly lastError?: unknown }) => void): () => void;
+}
+
+const asRemote = (volume: BlobVolume): RemoteVolume | undefined =>
+  'drain' in volume && 'onStatus' in volume && 'status' in volume ? (volume as unknown as RemoteVolume) : undefined;
+
+/** Blobs still in the local cache at the end of a command are uploaded before it exits, while the store answers. */
+export const DRAIN_ON_CLOSE_TIMEOUT_MS = 10 * 60 * 1000;
+
+const drainRemote = async (volume: BlobVolume): Promise<void> => {
+  const remote = asRemote(volume);
+  // An unreachable store is not waited for: the cache keeps the blobs, the next session uploads them.
+  if (remote && remote.status().state === 'ok') await remote.drain({ timeoutMs: DRAIN_ON_CLOSE_TIMEOUT_MS })();
+};
+
+/** A volume whose store becomes unreachable (or returns) is a notification (the seed: scans go on, the cache grows). */
+const watchVolumeStatus = (volume: BlobVolume, notifier: Notifier): (() => void) => {
+  const remote = asRemote(volume);
+  if (!remote) return () => undefined;
+  let last = remote.status().state;
+  return remote.onStatus((s) => {
+    if (s.state === last) return;
+    const previous = last;
+    last = s.state;
+    if (s.state === 'unreachable') {
+      void notifier.notify({ level: 'Error', event: 'volume.unreachable', subject: `volume ${volume.name} is unreachable: blobs wait in the local cache`, details: { pending: s.pending ?? null } });
+    } else if (s.state === 'ok' && previous === 'unreachable') {
+      void notifier.notify({ level: 'Information', event: 'volume.unreachable', subject: `volume ${volume.name} is reachable again: uploading the cache`, details: { pending: s.pending ?? null } });
+    }
+  });
 };
 
 /** Runs `work` with a writer session and always closes it (flushing blobs, releasing the lock). */
