@@ -16,7 +16,9 @@ const runAndKill = (dir: string, batches: number): Promise<number> =>
   new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', join(__dirname, 'crash-child.spec-helper.ts'), dir], {
       cwd: root,
-      env: { ...process.env, TS_NODE_PROJECT: join(root, 'tsconfig.lib.json') },
+      // Nx exports its own TS_NODE_COMPILER_OPTIONS (module resolution node10, which TypeScript 6
+      // refuses) to the processes it runs: the child must use this package's settings only.
+      env: { ...process.env, TS_NODE_PROJECT: join(root, 'tsconfig.lib.json'), TS_NODE_COMPILER_OPTIONS: '{}' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let reported = -1;
