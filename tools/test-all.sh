@@ -24,7 +24,7 @@ ZXB_TEST_TALLY="$(mktemp /tmp/zxb-tally.XXXXXX)"
 
 status=0
 echo "== lint, build, unit and integration tests"
-npx nx run-many -t lint build test int-test --outputStyle=static --parallel=2 --skip-nx-cache || status=$?
+npx nx run-many -t lint build test int-test e2e --outputStyle=static --parallel=2 --skip-nx-cache || status=$?
 
 echo "== corpus generator self-test"
 node_modules/.bin/ts-node --transpile-only tools/corpus/selftest.ts || status=$?

@@ -36,6 +36,7 @@ export const buildCli = (argv: ReadonlyArray<string>, deps: CliDeps): Argv<Globa
     .help()
     .alias('help', 'h')
     .version(false)
+    .exitProcess(false)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((message, error, y) => {
       if (error) throw error;
