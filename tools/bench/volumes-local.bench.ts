@@ -9,6 +9,9 @@
  *    at once, one flush at the end: durable) and our verified get of every blob, for each
  *    compression mode in BENCH_MODES (auto,never).
  * Targets: put >= 0.5x tar throughput; get >= 1.0x sha256sum throughput.
+ * UV_THREADPOOL_SIZE defaults to 16 here (libuv's default is 4), as the apps may set it: a put
+ * is a handful of small file-system calls, each a round trip to that pool, and under load four
+ * threads are too few to keep them overlapping (measured: put ~1.5x faster with 16).
  * The page cache is not dropped between phases (not possible reliably without privileges and
  * without disturbing other work): every phase reads warm files, so these are CPU-and-syscall
  * figures, not disk figures. Only the flush pays for the disk.
@@ -21,6 +24,9 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import type { Digest } from '@zxbackup/volume-contract';
 import { makeLocalVolume, type LocalVolume } from '../../packages/volumes-local/src/index';
+
+// Read by libuv when its pool first starts, after this line: no file-system call ran yet.
+process.env.UV_THREADPOOL_SIZE ??= '16';
 
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
@@ -172,7 +178,7 @@ const main = async (): Promise<void> => {
     console.log(
       `  bytes: text ${((100 * kinds.text) / bytes).toFixed(0)}%, MIME with base64 ${((100 * kinds.mime) / bytes).toFixed(0)}%, random documents ${((100 * kinds.document) / bytes).toFixed(0)}%`,
     );
-    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}, concurrency ${CONCURRENCY}`);
+    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, concurrency ${CONCURRENCY}`);
     execSync('sync');
 
     const mbps = (s: number): string => `${(bytes / MB / s).toFixed(0).padStart(4)} MB/s`;
@@ -211,7 +217,7 @@ const main = async (): Promise<void> => {
       await must(volume.close());
       const durable = { wall: put.wall + flush.wall, cpu: put.cpu + flush.cpu };
       line(`put ${compression} (no flush)`, put);
-      line(`flush (${files.length} fsyncs)`, flush);
+      line(`flush (${files.length} blobs)`, flush);
       line(`put ${compression} + flush`, durable, `  on disk ${(stored / MB).toFixed(0)} MB = ${((100 * stored) / bytes).toFixed(0)}%`);
       line(`get ${compression}, verified`, get);
       console.log(

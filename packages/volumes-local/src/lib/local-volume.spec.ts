@@ -188,6 +188,7 @@ describe('makeLocalVolume', () => {
 
     it.each([
       ['small mail text', mailLikeText(20_000, 2), 0.5],
+      ['medium mail text (held whole, compressed on the threadpool)', mailLikeText(600_000, 9), 0.5],
       ['large mail text (streamed)', mailLikeText(2_000_000, 3), 0.5],
     ])('auto compresses %s', async (_label, bytes, atMost) => {
       expect(await storedRatio(volume, bytes)).toBeLessThan(atMost);

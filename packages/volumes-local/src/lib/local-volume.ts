@@ -8,21 +8,11 @@ import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
 import * as TE from 'fp-ts/TaskEither';
 import { Digest, digestShard, type BlobStat, type BlobVolume, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
-import {
-  compressSmall,
-  createCompressor,
-  FileSink,
-  failingStream,
-  isNotFound,
-  nextChunk,
-  readUpTo,
-  sha256,
-  verifiedFileStream,
-  verifyWhole,
-  writeFully,
-} from './blob-io';
+import { compress, compressSmall, createCompressor, FileSink, failingStream, isNotFound, nextChunk, sha256, verifiedFileStream, verifyWhole, writeFully } from './blob-io';
+import { closeFd, fstatFd, fsyncFd, fsyncPath, openFd, readFdUpTo, renamePath, unlinkPath, utimesPath, writevFully } from './fd-io';
 import { decodeHeader, encodeHeader, HEADER_SIZE, type Codec } from './format';
 import { errnoOf, fromFsError } from './fs-errors';
+import { syncfs, syncfsUsable } from './syncfs';
 import { isAbandonedTemp, TEMP_DIR, tempName } from './temp-files';
 
 export interface LocalVolumeOptions {
@@ -51,9 +41,11 @@ export interface LocalVolume extends BlobVolume {
   cleanupTemp(): TE.TaskEither<VolumeError, number>;
 }
 
-// Blobs up to this size are read whole, probed whole and written with one call; larger ones
-// are streamed and only their first PROBE_BYTES are probed.
+// The compressibility probe looks at this much of a blob's start.
 const PROBE_BYTES = 64 * 1024;
+// Blobs up to this size are read whole and written with one call (a put holds at most this much
+// memory); larger ones are streamed. Most mail is far smaller; this covers ~99% of the blobs.
+const WHOLE_PUT_BYTES = 1024 * 1024;
 // Below this, the header and codec overhead eat the gain.
 const MIN_COMPRESSIBLE_BYTES = 256;
 // Store compressed only when the probe at least shrinks it to this share. Mail text (~0.35-0.45)
@@ -66,9 +58,28 @@ const WHOLE_READ_BYTES = 1024 * 1024;
 // Parallel fsyncs / renames in a flush: enough to keep libuv's threadpool busy and let the
 // file system batch journal commits, without opening thousands of descriptors at once.
 const FLUSH_CONCURRENCY = 32;
+// A temp file's descriptor stays open from its write to its fsync (saving an open and a close
+// per blob), for at most this many blobs: a process has few descriptors (often 1024, LevelDB
+// takes hundreds). Past it, the oldest is fsynced early in the background, or closed unsynced
+// when EARLY_SYNCS are already running (the flush then fsyncs it by path, as before).
+const MAX_HELD_FDS = 128;
+// Each early fsync blocks a libuv thread (4 by default) until the disk answers: keep some for
+// the reads and writes of the puts themselves.
+const EARLY_SYNCS = 2;
+// From this many files (or directories) to sync on, a flush makes them durable with one syncfs
+// where it is as safe as fsync (see syncfs.ts): a process spawn costs about as much as ~50 fsyncs.
+const SYNCFS_MIN_FILES = 64;
 
 interface Pending {
   readonly tempPath: string;
+  /** The temp file's descriptor while it is kept open for its fsync. */
+  fd: number | undefined;
+  /** Its data reached the disk (an early fsync or a failed flush's). */
+  synced: boolean;
+  /** The fsync under way; an early one and a flush wait for the same. */
+  syncing: Promise<void> | undefined;
+  /** A failed early fsync or close, reported by the next flush. */
+  failure: unknown;
 }
 
 const runLimited = async <A>(items: readonly A[], limit: number, task: (item: A) => Promise<void>): Promise<void> => {
@@ -81,15 +92,6 @@ const runLimited = async <A>(items: readonly A[], limit: number, task: (item: A)
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-};
-
-const fsyncPath = async (target: string): Promise<void> => {
-  const handle = await fs.open(target, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 };
 
 const removeQuietly = async (target: string): Promise<void> => {
@@ -114,14 +116,16 @@ export const makeLocalVolume = (options: LocalVolumeOptions): TE.TaskEither<Volu
       await fs.mkdir(path.join(root, TEMP_DIR)).catch((error: unknown) => {
         if (errnoOf(error) !== 'EEXIST') throw error;
       });
-      return openLocalVolume(root, options.compression ?? 'auto', options.syncMode ?? 'group');
+      const syncMode = options.syncMode ?? 'group';
+      const canSyncfs = syncMode === 'group' && (await syncfsUsable(root));
+      return openLocalVolume(root, options.compression ?? 'auto', syncMode, canSyncfs);
     }, (cause) => fromFsError('open', cause, root)),
     // Leftovers of a killed writer go at open, so they never pile up.
     TE.tap((volume) => volume.cleanupTemp()),
   );
 };
 
-const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never', syncMode: 'group' | 'none'): LocalVolume => {
+const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never', syncMode: 'group' | 'none', canSyncfs: boolean): LocalVolume => {
   const tempDir = path.join(root, TEMP_DIR);
   const shardDir = (digest: Digest): string => path.join(root, digestShard(digest));
   const finalPath = (digest: Digest): string => path.join(shardDir(digest), digest);
@@ -129,6 +133,10 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
   // Blobs written but not yet flushed (group mode): readable from their temp file, renamed into
   // place only once fsynced, so a machine crash never leaves a torn file under a digest.
   const pending = new Map<Digest, Pending>();
+  // Pending blobs whose descriptor is still open, oldest first (a Set keeps insertion order).
+  const heldFds = new Set<Pending>();
+  let earlySyncs = 0;
+  let useSyncfs = canSyncfs;
   // Directories whose entries changed since the last flush (renames, deletes, new shards).
   const dirtyDirs = new Set<string>();
   const knownShards = new Set<string>();
@@ -171,7 +179,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
 
   const renameIntoPlace = async (tempPath: string, digest: Digest): Promise<void> => {
     await ensureShard(digest);
-    await fs.rename(tempPath, finalPath(digest));
+    await renamePath(tempPath, finalPath(digest));
     dirtyDirs.add(shardDir(digest));
   };
 
@@ -180,7 +188,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     if (pending.has(digest)) return true;
     const now = new Date();
     try {
-      await fs.utimes(finalPath(digest), now, now);
+      await utimesPath(finalPath(digest), now, now);
       return true;
     } catch (error) {
       if (isNotFound(error)) return false;
@@ -188,33 +196,90 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     }
   };
 
-  const writeTemp = async (header: Buffer, body: Buffer): Promise<string> => {
+  /** Takes a pending blob's open descriptor, if it still has one. */
+  const takeFd = (entry: Pending): number | undefined => {
+    const fd = entry.fd;
+    entry.fd = undefined;
+    heldFds.delete(entry);
+    return fd;
+  };
+
+  /** fsyncs a pending blob's temp file once, through its open descriptor when it has one. */
+  const syncEntry = (entry: Pending): Promise<void> => {
+    if (entry.synced) return Promise.resolve();
+    entry.syncing ??= (async () => {
+      try {
+        const fd = takeFd(entry);
+        if (fd === undefined) {
+          await fsyncPath(entry.tempPath);
+        } else {
+          try {
+            await fsyncFd(fd);
+          } catch (error) {
+            await closeFd(fd).catch(() => undefined); // the fsync error is the one that matters
+            throw error;
+          }
+          // NFS reports write-back errors on close: it counts as part of the sync.
+          await closeFd(fd);
+        }
+        entry.synced = true;
+      } finally {
+        entry.syncing = undefined;
+      }
+    })();
+    return entry.syncing;
+  };
+
+  /** Keeps a new pending blob's descriptor, making room by syncing or closing the oldest. */
+  const holdFd = (entry: Pending): void => {
+    heldFds.add(entry);
+    if (heldFds.size <= MAX_HELD_FDS) return;
+    const oldest = heldFds.values().next().value as Pending;
+    // With syncfs, the flush syncs everything at once: an early fsync would be wasted.
+    if (earlySyncs < EARLY_SYNCS && !useSyncfs) {
+      earlySyncs += 1;
+      syncEntry(oldest)
+        .catch((error: unknown) => {
+          oldest.failure = error;
+        })
+        .finally(() => {
+          earlySyncs -= 1;
+        });
+    } else {
+      const fd = takeFd(oldest) as number;
+      closeFd(fd).catch((error: unknown) => {
+        oldest.failure = error;
+      });
+    }
+  };
+
+  /** Writes a temp file with one call; returns its descriptor still open when `keepOpen`. */
+  const writeTemp = async (header: Buffer, body: Buffer, keepOpen: boolean): Promise<{ tempPath: string; fd: number | undefined }> => {
     const tempPath = path.join(tempDir, tempName());
-    const handle = await fs.open(tempPath, 'wx');
+    const fd = await openFd(tempPath, 'wx');
     try {
-      const { bytesWritten } = await handle.writev([header, body], 0);
-      // A short write (a filling disk) continues from where it stopped, or surfaces ENOSPC.
-      if (bytesWritten < header.length) await writeFully(handle, header.subarray(bytesWritten), bytesWritten);
-      const bodyDone = Math.max(0, bytesWritten - header.length);
-      if (bodyDone < body.length) await writeFully(handle, body.subarray(bodyDone), header.length + bodyDone);
-      await handle.close();
+      await writevFully(fd, [header, body], 0);
+      if (!keepOpen) await closeFd(fd);
     } catch (error) {
-      await handle.close().catch(() => undefined);
+      await closeFd(fd).catch(() => undefined); // the write error is the one that matters
       await removeQuietly(tempPath);
       throw error;
     }
-    return tempPath;
+    return { tempPath, fd: keepOpen ? fd : undefined };
   };
 
   /** Makes a complete temp file the blob `digest`; another writer may have won meanwhile. */
-  const commit = async (digest: Digest, tempPath: string, size: number): Promise<PutResult> => {
+  const commit = async (digest: Digest, tempPath: string, size: number, fd?: number): Promise<PutResult> => {
     try {
       if (syncMode === 'group') {
         if (pending.has(digest)) {
-          await fs.rm(tempPath);
+          if (fd !== undefined) await closeFd(fd);
+          await unlinkPath(tempPath);
           return { digest, size, stored: false };
         }
-        pending.set(digest, { tempPath });
+        const entry: Pending = { tempPath, fd, synced: false, syncing: undefined, failure: undefined };
+        pending.set(digest, entry);
+        if (fd !== undefined) holdFd(entry);
       } else {
         await renameIntoPlace(tempPath, digest);
       }
@@ -228,12 +293,14 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
   const wrongDigest = (expected: Digest, actual: Digest): E.Either<VolumeError, PutResult> =>
     E.left({ _tag: 'BlobCorrupt', op: 'put', key: expected, cause: `content hashes to ${actual}` });
 
-  // `head` is at most PROBE_BYTES: compressing it on this thread is cheap (see blob-io).
-  const chooseCodec = (head: Buffer, whole: boolean): { codec: Codec; compressed?: Buffer } => {
+  // The probe is at most PROBE_BYTES: compressing it on this thread is cheap (see blob-io). When
+  // it was the whole blob, its compressed form is the body.
+  const chooseCodec = (blob: Buffer): { codec: Codec; compressed?: Buffer } => {
+    const head = blob.subarray(0, PROBE_BYTES);
     if (compression === 'never' || (compression === 'auto' && head.length < MIN_COMPRESSIBLE_BYTES)) return { codec: 'raw' };
     const probe = compressSmall(head);
     if (compression === 'always' || probe.length <= head.length * MAX_COMPRESSED_RATIO) {
-      return whole ? { codec: 'brotli', compressed: probe } : { codec: 'brotli' };
+      return head.length === blob.length ? { codec: 'brotli', compressed: probe } : { codec: 'brotli' };
     }
     return { codec: 'raw' };
   };
@@ -243,10 +310,10 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     if (options.expectedDigest !== undefined && options.expectedDigest !== digest) return wrongDigest(options.expectedDigest, digest);
     // The digest is known before writing: a duplicate costs no write at all.
     if (await alreadyStored(digest)) return E.right({ digest, size: raw.length, stored: false });
-    const { codec, compressed } = chooseCodec(raw, true);
-    const body = codec === 'brotli' ? (compressed ?? compressSmall(raw)) : raw;
-    const tempPath = await writeTemp(encodeHeader({ codec, size: raw.length }), body);
-    return E.right(await commit(digest, tempPath, raw.length));
+    const { codec, compressed } = chooseCodec(raw);
+    const body = codec === 'brotli' ? (compressed ?? (await compress(raw))) : raw;
+    const { tempPath, fd } = await writeTemp(encodeHeader({ codec, size: raw.length }), body, syncMode === 'group');
+    return E.right(await commit(digest, tempPath, raw.length, fd));
   };
 
   const putStreamed = async (
@@ -255,7 +322,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     options: PutOptions,
   ): Promise<E.Either<VolumeError, PutResult>> => {
     const headBytes = Buffer.concat(head);
-    const { codec } = chooseCodec(headBytes.subarray(0, PROBE_BYTES), false);
+    const { codec } = chooseCodec(headBytes.subarray(0, PROBE_BYTES));
     const hash = createHash('sha256');
     let size = 0;
     const content = Readable.from(
@@ -307,7 +374,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
       try {
         const head: Buffer[] = [];
         let headLength = 0;
-        while (headLength <= PROBE_BYTES) {
+        while (headLength <= WHOLE_PUT_BYTES) {
           const chunk = await nextChunk(source);
           if (chunk === undefined) {
             finished = true;
@@ -326,18 +393,18 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     });
 
   /** Opens a blob for reading: its pending temp file first, then its place in the shard. */
-  const openBlob = async (op: string, digest: Digest): Promise<E.Either<VolumeError, fs.FileHandle>> => {
+  const openBlob = async (op: string, digest: Digest): Promise<E.Either<VolumeError, number>> => {
     const temp = pending.get(digest);
     if (temp !== undefined) {
       try {
-        return E.right(await fs.open(temp.tempPath, 'r'));
+        return E.right(await openFd(temp.tempPath, 'r'));
       } catch (error) {
         // A flush renamed it meanwhile: it is in its shard now.
         if (!isNotFound(error)) throw error;
       }
     }
     try {
-      return E.right(await fs.open(finalPath(digest), 'r'));
+      return E.right(await openFd(finalPath(digest), 'r'));
     } catch (error) {
       if (isNotFound(error)) return E.left(await missing(op, digest));
       throw error;
@@ -348,11 +415,11 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     guard('get', async () => {
       const opened = await openBlob('get', digest);
       if (E.isLeft(opened)) return opened;
-      const handle = opened.right;
+      const fd = opened.right;
       let streaming = false;
       try {
-        const { size: fileSize } = await handle.stat();
-        const first = await readUpTo(handle, Math.min(fileSize, WHOLE_READ_BYTES), 0);
+        const { size: fileSize } = await fstatFd(fd);
+        const first = await readFdUpTo(fd, Math.min(fileSize, WHOLE_READ_BYTES), 0);
         const header = decodeHeader(first);
         if (E.isLeft(header)) return E.right(failingStream({ _tag: 'BlobCorrupt', op: 'get', key: digest, cause: header.left }));
         const compressed = header.right.codec === 'brotli';
@@ -360,9 +427,9 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
           return E.right(await verifyWhole(digest, header.right.size, first.subarray(HEADER_SIZE), compressed));
         }
         streaming = true;
-        return E.right(verifiedFileStream(handle, HEADER_SIZE, digest, header.right.size, compressed));
+        return E.right(verifiedFileStream(fd, HEADER_SIZE, digest, header.right.size, compressed));
       } finally {
-        if (!streaming) await handle.close();
+        if (!streaming) await closeFd(fd);
       }
     });
 
@@ -370,14 +437,14 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     guard('stat', async () => {
       const opened = await openBlob('stat', digest);
       if (E.isLeft(opened)) return opened;
-      const handle = opened.right;
+      const fd = opened.right;
       try {
-        const fileStat = await handle.stat();
-        const header = decodeHeader(await readUpTo(handle, HEADER_SIZE, 0));
+        const fileStat = await fstatFd(fd);
+        const header = decodeHeader(await readFdUpTo(fd, HEADER_SIZE, 0));
         if (E.isLeft(header)) return E.left({ _tag: 'BlobCorrupt', op: 'stat', key: digest, cause: header.left });
         return E.right({ digest, size: header.right.size, storedSize: fileStat.size, modifiedAt: fileStat.mtimeMs });
       } finally {
-        await handle.close();
+        await closeFd(fd);
       }
     });
 
@@ -399,8 +466,11 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
       const temp = pending.get(digest);
       if (temp !== undefined) {
         pending.delete(digest);
+        const fd = takeFd(temp);
+        // The blob is discarded: what its close could report about its data no longer matters.
+        if (fd !== undefined) await closeFd(fd).catch(() => undefined);
         try {
-          await fs.rm(temp.tempPath);
+          await unlinkPath(temp.tempPath);
           return E.right(undefined);
         } catch (error) {
           // A running flush renamed it first: delete it from its shard below.
@@ -447,14 +517,46 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
       return E.right(visited);
     });
 
+  /** One syncfs for a large batch where it is usable; false when the caller must fsync one by one. */
+  const syncWholeFileSystem = async (count: number): Promise<boolean> => {
+    if (!useSyncfs || count < SYNCFS_MIN_FILES) return false;
+    try {
+      await syncfs(tempDir);
+      return true;
+    } catch (error) {
+      // No `sync` program: fsync from now on. Any other failure (an old `sync` without -f, an
+      // I/O error anywhere on the file system) falls back to fsyncs for this batch: they tell
+      // whether *our* files are durable, and report it if not.
+      if (errnoOf(error) === 'ENOENT') useSyncfs = false;
+      return false;
+    }
+  };
+
   const flushPending = async (): Promise<void> => {
     const batch = [...pending.entries()];
     const stillPending = ([digest, entry]: [Digest, Pending]): boolean => pending.get(digest) === entry;
-    // 1. Data first: fsync every temp file, in parallel so the threadpool and the journal batch them.
+    // 1. Data first: one syncfs, or fsync every temp file in parallel so the threadpool and the
+    // journal batch them.
+    for (const item of batch) {
+      const entry = item[1];
+      if (stillPending(item) && entry.failure !== undefined) {
+        const failure = entry.failure;
+        entry.failure = undefined; // reported once, like a failed fsync; the next flush syncs again
+        throw failure;
+      }
+    }
+    const synced = await syncWholeFileSystem(batch.filter(([, entry]) => !entry.synced).length);
     await runLimited(batch, FLUSH_CONCURRENCY, async (item) => {
+      const entry = item[1];
       if (!stillPending(item)) return;
       try {
-        await fsyncPath(item[1].tempPath);
+        if (synced && entry.syncing === undefined) {
+          const fd = takeFd(entry);
+          if (fd !== undefined) await closeFd(fd);
+          entry.synced = true;
+        } else {
+          await syncEntry(entry);
+        }
       } catch (error) {
         if (!(isNotFound(error) && !stillPending(item))) throw error;
       }
@@ -475,7 +577,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     const dirs = [...dirtyDirs];
     dirtyDirs.clear();
     try {
-      await runLimited(dirs, FLUSH_CONCURRENCY, fsyncPath);
+      if (!(await syncWholeFileSystem(dirs.length))) await runLimited(dirs, FLUSH_CONCURRENCY, fsyncPath);
     } catch (error) {
       for (const dir of dirs) dirtyDirs.add(dir);
       throw error;
