@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import { generateCorpus, makeWorkDir, removeWorkDir, snapshotMaildirTree } from './lib/corpus';
-import { assertCliBuilt, describeRun, startRealTimeScanner, stopWith, zx, zxJson, type Background, type CliResult, type OperationView, type ScanSummary } from './lib/zxbackup';
+import { assertCliBuilt, describeRun, need, startRealTimeScanner, stopWith, zx, zxJson, type Background, type CliResult, type OperationView, type ScanSummary } from './lib/zxbackup';
 
 /*
  * What an administrator sees when something is wrong: one line on stderr starting with
@@ -32,7 +32,7 @@ describe('zxbackup errors and --json output', () => {
     bp = join(work, 'backup');
     generateCorpus(mail, { messages: 40, domains: 1, users: 2, seed: 'e2e-errors', maxSize: 200_000 });
     accounts = Object.keys(snapshotMaildirTree(mail)).sort();
-    account = accounts[0]!;
+    account = need(accounts[0], 'an account');
     scan = await zxJson<ScanSummary>(bp, ['doSmartScan', 'start', '--source', `maildir:${mail}`]);
   });
 
@@ -54,13 +54,20 @@ describe('zxbackup errors and --json output', () => {
   });
 
   it('a missing account, item or operation is "not found" (exit 5)', async () => {
-    expectOneLineError(await zx(bp, ['getAccountInfo', 'nobody@alpha.test']), EXIT.notFound, /nobody@alpha\.test/);
-    expectOneLineError(
-      await zx(bp, ['doRestoreOnNewAccount', 'nobody@alpha.test', 'nobody.r@alpha.test', 'last', '--target', `maildir:${join(work, 'drill-missing')}`]),
-      EXIT.notFound,
-      /nobody@alpha\.test/,
-    );
-    expectOneLineError(await zx(bp, ['monitor', '00000000-0000-4000-8000-000000000000']), EXIT.notFound, /00000000-0000-4000-8000-000000000000/);
+    const drill = `maildir:${join(work, 'drill-missing')}`;
+    const cases: Array<readonly [string, ReadonlyArray<string>, RegExp]> = [
+      ['getAccountInfo', ['getAccountInfo', 'nobody@alpha.test'], /nobody@alpha\.test/],
+      ['doRestoreOnNewAccount', ['doRestoreOnNewAccount', 'nobody@alpha.test', 'nobody.r@alpha.test', 'last', '--target', drill], /nobody@alpha\.test/],
+      ['getItem', ['getItem', account, 'm0000000000000000'], /m0000000000000000/],
+      ['doItemRestore', ['doItemRestore', account, 'm0000000000000000', '--target', drill], /m0000000000000000/],
+      ['monitor', ['monitor', '00000000-0000-4000-8000-000000000000'], /00000000-0000-4000-8000-000000000000/],
+    ];
+    const results: Array<{ readonly name: string; readonly result: CliResult; readonly pattern: RegExp }> = [];
+    for (const [name, args, pattern] of cases) results.push({ name, result: await zx(bp, args), pattern });
+    // All exit codes in one comparison, so one wrong mapping does not hide another.
+    expect(Object.fromEntries(results.map((r) => [r.name, r.result.code]))).toEqual(Object.fromEntries(results.map((r) => [r.name, EXIT.notFound])));
+    for (const r of results) expectOneLineError(r.result, EXIT.notFound, r.pattern);
+
     const json = await zx(bp, ['--json', 'monitor', '00000000-0000-4000-8000-000000000000']);
     expect(json.code).toBe(EXIT.notFound);
     expect(JSON.parse(json.stdout)).toEqual({ error: { kind: 'NotFound', message: expect.any(String) } });

@@ -56,8 +56,10 @@ export const startCli = (backupPath: string, args: ReadonlyArray<string>, option
   let err = '';
   let running = true;
   const listeners = new Set<() => void>();
-  child.stdout!.on('data', (b: Buffer) => out.push(b));
-  child.stderr!.on('data', (b: Buffer) => {
+  const { stdout, stderr } = child;
+  if (stdout === null || stderr === null) throw new Error('spawned without pipes');
+  stdout.on('data', (b: Buffer) => out.push(b));
+  stderr.on('data', (b: Buffer) => {
     err += b.toString('utf8');
     for (const l of listeners) l();
   });
@@ -125,6 +127,9 @@ export const zxJson = async <T = unknown>(backupPath: string, args: ReadonlyArra
   }
 };
 
+/** The refusal names a holder that is gone (with --json the error is on stdout). */
+const lockedByDeadProcess = (r: CliResult): boolean => /no longer running/.test(r.stderr + r.stdout);
+
 /**
  * Like `zx`, but waits while the backup path is still locked by a process that was killed: its
  * lock expires a few seconds after the last refresh (the CLI says so, exit 4).
@@ -133,9 +138,15 @@ export const zxAfterKill = async (backupPath: string, args: ReadonlyArray<string
   const deadline = Date.now() + waitMs;
   for (;;) {
     const r = await zx(backupPath, args);
-    if (r.code !== 4 || !/no longer running/.test(r.stderr) || Date.now() > deadline) return r;
+    if (r.code !== 4 || !lockedByDeadProcess(r) || Date.now() > deadline) return r;
     await sleep(1000);
   }
+};
+
+/** A value an earlier step must have produced (steps of one suite share state and run in order). */
+export const need = <T>(value: T | undefined | null, what: string): T => {
+  if (value === undefined || value === null) throw new Error(`missing ${what} (an earlier step failed?)`);
+  return value;
 };
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -271,7 +282,7 @@ export const startRealTimeScanner = async (backupPath: string): Promise<Backgrou
       return bg;
     } catch (e) {
       const r = await bg.exited.catch(() => undefined);
-      if (r && r.code === 4 && /no longer running/.test(r.stderr) && Date.now() < deadline) {
+      if (r && r.code === 4 && lockedByDeadProcess(r) && Date.now() < deadline) {
         await sleep(1000);
         continue;
       }

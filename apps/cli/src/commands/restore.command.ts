@@ -2,7 +2,7 @@ import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Argv, CommandModule } from 'yargs';
-import { ItemId } from '@zxbackup/item-store';
+import { ItemId, type AccountId } from '@zxbackup/item-store';
 import { makeMaildirSource, makeRestoreEngine, type RestoreEngine, type SearchType } from '@zxbackup/scanners';
 import {
   appError,
@@ -11,6 +11,7 @@ import {
   makeTarget,
   parseInstant,
   requireAccountArg,
+  requireBackedUpAccount,
   resolveBackupRoot,
   resolveInstant,
   resolveTarget,
@@ -46,10 +47,12 @@ const withRestore = <A, R extends Record<string, unknown>>(
   kind: string,
   params: Record<string, unknown>,
   work: (engine: RestoreEngine, progress: (p: ProgressUpdate) => void) => TE.TaskEither<unknown, R>,
+  account?: AccountId,
 ): TE.TaskEither<AppError, { readonly id: string; readonly result: R }> =>
   withWriter(resolveBackupRoot(ctx.args), { initialize: false }, (session) =>
     pipe(
-      resolveTarget(session.path, ctx.args.target),
+      account === undefined ? TE.right(undefined) : pipe(requireBackedUpAccount(session, account), TE.asUnit),
+      TE.flatMap(() => resolveTarget(session.path, ctx.args.target)),
       TE.flatMap((uri) => {
         const sink = ctx.out.progress(kind);
         const readSource = makeMaildirSource({ root: uri.root });
@@ -166,6 +169,7 @@ export const doUndeleteCommand = (deps: CliDeps): CommandModule<GlobalArgs, Unde
                   engine.undeleteItems({ account, from, to, targetOriginalFolder: ctx.args.targetOriginalFolder !== 'false', now: ctx.deps.now() }),
                   TE.map((s) => ({ ...s })),
                 ),
+                account,
               ),
         ),
         TE.map(({ id, result }) =>
@@ -261,16 +265,22 @@ export const doItemSearchCommand = (deps: CliDeps): CommandModule<GlobalArgs, It
         TE.flatMap(({ account, before, after }) =>
           withWriter(resolveBackupRoot(ctx.args), { initialize: false }, (session) =>
             pipe(
-              makeRestoreEngine({ store: session.store, volume: session.volume, target: makeTarget({ scheme: 'maildir', root: '/nonexistent' }) }).searchItems({
-                account,
-                filter: (ctx.args.searchFilter ?? 'all') as 'all' | 'deleted' | 'not_deleted',
-                type: (ctx.args.type ?? 'all') as SearchType,
-                ...(ctx.args.searchString === undefined ? {} : { searchString: ctx.args.searchString }),
-                ...(before === undefined ? {} : { before }),
-                ...(after === undefined ? {} : { after }),
-                limit: ctx.args.limit ?? 1000,
-              }),
-              TE.mapLeft(fromPackageError),
+              requireBackedUpAccount(session, account),
+              TE.flatMap(() =>
+                pipe(
+                  // Search reads the store only; the engine's target is never written.
+                  makeRestoreEngine({ store: session.store, volume: session.volume, target: makeTarget({ scheme: 'maildir', root: '/nonexistent' }) }).searchItems({
+                    account,
+                    filter: (ctx.args.searchFilter ?? 'all') as 'all' | 'deleted' | 'not_deleted',
+                    type: (ctx.args.type ?? 'all') as SearchType,
+                    ...(ctx.args.searchString === undefined ? {} : { searchString: ctx.args.searchString }),
+                    ...(before === undefined ? {} : { before }),
+                    ...(after === undefined ? {} : { after }),
+                    limit: ctx.args.limit ?? 1000,
+                  }),
+                  TE.mapLeft(fromPackageError),
+                ),
+              ),
             ),
           ),
         ),

@@ -29,21 +29,30 @@ export const fromPackageError = (e: unknown): AppError => {
     case 'NotFound':
     case 'SourceNotFound':
     case 'BlobNotFound':
+    case 'AccountNotFound':
+    case 'ItemNotFound':
       return appError('NotFound', message);
     case 'SourceInvalid':
     case 'DecodeError':
+    case 'TargetNotEmpty':
+    case 'UnsupportedItem':
+    case 'InvalidPolicy':
       return appError('Usage', message);
     default:
       return appError('Failed', message);
   }
 };
 
-const describeUnknown = (e: unknown): string => {
+/** A tagged error without a message of its own: say what failed, and the innermost cause's words. */
+const describeUnknown = (e: unknown, depth = 0): string => {
   if (e instanceof Error) return e.message;
-  const tagged = e as { _tag?: string; op?: string; key?: string; cause?: unknown };
-  if (tagged && typeof tagged._tag === 'string') {
-    const cause = tagged.cause instanceof Error ? `: ${tagged.cause.message}` : '';
-    return `${tagged._tag} during ${tagged.op ?? 'operation'}${tagged.key ? ` (${tagged.key})` : ''}${cause}`;
+  const tagged = e as { _tag?: string; op?: string; key?: string; message?: unknown; cause?: unknown };
+  if (tagged && typeof tagged === 'object') {
+    if (typeof tagged.message === 'string' && tagged.message.length > 0) return tagged.message;
+    if (typeof tagged._tag === 'string') {
+      const cause = tagged.cause !== undefined && depth < 4 ? `: ${describeUnknown(tagged.cause, depth + 1)}` : '';
+      return `${tagged._tag} during ${tagged.op ?? 'operation'}${tagged.key ? ` (${tagged.key})` : ''}${cause}`;
+    }
   }
   return String(e);
 };

@@ -180,3 +180,13 @@ export const requireAccountArg = (raw: string): TE.TaskEither<AppError, AccountI
     ? TE.right(decoded.right)
     : TE.left(appError('Usage', `"${raw}" is not an account address: name accounts as user@domain`));
 };
+
+/** The account must be in the backup (it has statistics once any scan recorded it). */
+export const requireBackedUpAccount = (session: Pick<WriterSession, 'store'>, account: AccountId): TE.TaskEither<AppError, AccountId> =>
+  pipe(
+    session.store.getAccountStat(account),
+    TE.mapLeft(fromPackageError),
+    TE.flatMap((stat) =>
+      stat._tag === 'Some' ? TE.right(account) : TE.left(appError('NotFound', `${account} is not in the backup: see zxbackup getAvailableAccounts`)),
+    ),
+  );
