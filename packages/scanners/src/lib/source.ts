@@ -48,6 +48,13 @@ export interface LiveChange {
   /** The folder's key, or undefined when the change is account-wide (a folder created/removed/renamed). */
   readonly folderKey?: string;
   readonly at: number;
+  /**
+   * A hint: the source keys of the messages of `folderKey` that changed (Maildir: the base names
+   * of the files that appeared or vanished). Absent when the connector cannot tell: the engine
+   * then lists the whole folder. A connector that gives names MUST name every message it
+   * reports a change of, or leave `names` out.
+   */
+  readonly names?: ReadonlyArray<string>;
 }
 
 export interface Watcher {
@@ -76,6 +83,18 @@ export interface Source {
   ): TE.TaskEither<SourceError, { readonly cursor: unknown }>;
   /** List one folder now (the Real Time Scanner rescans just the folders that changed). */
   listFolder(account: AccountId, folderKey: string): TE.TaskEither<SourceError, { readonly meta: FolderMeta; readonly entries: ReadonlyArray<MessageEntry> }>;
+  /**
+   * Look up just these messages of one folder now (the Real Time Scanner's cheap path for a
+   * change that names its messages). Every key is answered exactly once: `present` with its
+   * entry as `listFolder` would give it, or `absent` (not in this folder now). A connector
+   * that cannot answer cheaply for a key MUST still answer exactly (e.g. by listing the folder);
+   * `SourceNotFound` when the folder is gone.
+   */
+  statEntries?(
+    account: AccountId,
+    folderKey: string,
+    sourceKeys: ReadonlyArray<string>,
+  ): TE.TaskEither<SourceError, { readonly present: ReadonlyArray<MessageEntry>; readonly absent: ReadonlyArray<string> }>;
   /** Stream a message's raw bytes. */
   openBlob(account: AccountId, locator: string): TE.TaskEither<SourceError, Readable>;
   watch?(handlers: WatchHandlers): TE.TaskEither<SourceError, Watcher>;

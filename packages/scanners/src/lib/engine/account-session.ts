@@ -45,6 +45,14 @@ export interface AccountSession {
   account(meta: AccountMeta): Promise<void>;
   folderUnchanged(folderKey: string): void;
   folder(folderKey: string, meta: FolderMeta, entries: ReadonlyArray<MessageEntry>): Promise<void>;
+  /**
+   * Only some messages of known folders (mode 'folders', live changes that named them): per
+   * folder, `present` as the source lists them now, `absent` the source keys gone from it. The
+   * folders' other messages are left as they are. An absent message is deleted at `finish`
+   * unless a listing or a `present` of another folder claimed it (a move). The folders are
+   * worked on together (their reads overlap).
+   */
+  messages(folders: ReadonlyArray<{ readonly folderKey: string; readonly present: ReadonlyArray<MessageEntry>; readonly absent: ReadonlyArray<string> }>): Promise<void>;
   /** Resolve renames and moves, record what vanished; `scope` (mode 'folders') is the folders listed. */
   finish(): Promise<void>;
   /** Live items of the account and deletions recorded by this session. */
@@ -84,6 +92,8 @@ export const makeAccountSession = (deps: SessionDeps): AccountSession => {
   const deferred: DeferredFolder[] = [];
   const pendingMoves: PendingMove[] = [];
   const assigned = new Set<ItemId>();
+  /** Messages of folders not listed in full that a live change says are gone from there. */
+  const absentIds = new Set<ItemId>();
   let deletions = 0;
 
   const emit = (c: PendingChange): Promise<void> => committer.add(c);
@@ -198,18 +208,27 @@ export const makeAccountSession = (deps: SessionDeps): AccountSession => {
       .map((id) => index.messages.get(id))
       .filter((r): r is MessageRec => r !== undefined && !r.claimed && movableFrom(r.folderId));
 
-  const diffEntries = async (folderId: ItemId, entries: ReadonlyArray<MessageEntry>): Promise<void> => {
-    const toRead: Array<{ entry: MessageEntry; rec?: MessageRec }> = [];
-    const toUpdate: Array<{ entry: MessageEntry; rec: MessageRec }> = [];
+  interface Plan {
+    readonly toRead: Array<{ folderId: ItemId; entry: MessageEntry; rec?: MessageRec }>;
+    readonly toUpdate: Array<{ folderId: ItemId; entry: MessageEntry; rec: MessageRec }>;
+  }
+
+  /** Claims the entries' messages and sorts out what must be read and what only updated. */
+  const planEntries = (plan: Plan, folderId: ItemId, entries: ReadonlyArray<MessageEntry>): void => {
     for (const entry of entries) {
       const rec = claim(entry.sourceKey, folderId);
-      if (rec === undefined) toRead.push({ entry });
-      else if (rec.size !== undefined && rec.size !== entry.size) toRead.push({ entry, rec });
-      else if (rec.folderId !== folderId || rec.flags !== flagsKey(entry.flags) || rec.receivedAt !== entry.receivedAt) toUpdate.push({ entry, rec });
+      if (rec === undefined) plan.toRead.push({ folderId, entry });
+      else if (rec.size !== undefined && rec.size !== entry.size) plan.toRead.push({ folderId, entry, rec });
+      else if (rec.folderId !== folderId || rec.flags !== flagsKey(entry.flags) || rec.receivedAt !== entry.receivedAt) plan.toUpdate.push({ folderId, entry, rec });
     }
+  };
+
+  const runUpdates = (plan: Plan): Promise<void> =>
     // Each update reads the item's current state (for its header fields): overlap the reads.
-    await forEachConcurrent(toUpdate, UPDATE_READS_AT_ONCE, ({ entry, rec }) => updateMessage(rec, folderId, entry));
-    await forEachConcurrent(toRead, deps.concurrency, async ({ entry, rec }) => {
+    forEachConcurrent(plan.toUpdate, UPDATE_READS_AT_ONCE, ({ folderId, entry, rec }) => updateMessage(rec, folderId, entry));
+
+  const runReads = (plan: Plan): Promise<void> =>
+    forEachConcurrent(plan.toRead, deps.concurrency, async ({ folderId, entry, rec }) => {
       const blob = await read(entry);
       if (blob === undefined) return;
       if (rec !== undefined) {
@@ -223,6 +242,12 @@ export const makeAccountSession = (deps: SessionDeps): AccountSession => {
         await createMessage(folderId, entry, blob);
       }
     });
+
+  const diffEntries = async (folderId: ItemId, entries: ReadonlyArray<MessageEntry>): Promise<void> => {
+    const plan: Plan = { toRead: [], toUpdate: [] };
+    planEntries(plan, folderId, entries);
+    await runUpdates(plan);
+    await runReads(plan);
   };
 
   const upsertFolder = async (id: ItemId, folderKey: string, meta: FolderMeta): Promise<void> => {
@@ -309,6 +334,21 @@ export const makeAccountSession = (deps: SessionDeps): AccountSession => {
       return processFolder(newFolderId(folderKey), folderKey, meta, entries);
     },
 
+    messages: async (folders) => {
+      const plan: Plan = { toRead: [], toUpdate: [] };
+      for (const { folderKey, present, absent } of folders) {
+        const folderId = index.folderByKey.get(folderKey);
+        if (mode !== 'folders' || folderId === undefined) throw new Error(`messages(): ${folderKey} is not a known folder of a 'folders' session`);
+        if (reported.has(folderId)) continue; // listed in full already
+        for (const key of absent) {
+          for (const id of index.bySourceKey.get(key) ?? []) if (index.messages.get(id)?.folderId === folderId) absentIds.add(id);
+        }
+        planEntries(plan, folderId, present);
+      }
+      const done = await Promise.allSettled([runUpdates(plan), runReads(plan)]);
+      for (const d of done) if (d.status === 'rejected') throw d.reason;
+    },
+
     finish: async () => {
       const vanished = mode === 'account' ? unreportedFolders() : [];
       const emptyVanished = vanished.filter((id) => liveCountIn(id) === 0);
@@ -325,7 +365,7 @@ export const makeAccountSession = (deps: SessionDeps): AccountSession => {
         await processFolder(from ?? newFolderId(d.folderKey), d.folderKey, d.meta, d.entries);
       }
       for (const p of pendingMoves) {
-        const from = contentCandidates(p.blob, p.entry.receivedAt).find((r) => mode === 'account' || reported.has(r.folderId));
+        const from = contentCandidates(p.blob, p.entry.receivedAt).find((r) => mode === 'account' || reported.has(r.folderId) || absentIds.has(r.id));
         if (from === undefined) {
           await createMessage(p.folderId, p.entry, p.blob);
         } else {
@@ -334,9 +374,11 @@ export const makeAccountSession = (deps: SessionDeps): AccountSession => {
         }
       }
       const keep = unchangedFolderIds();
-      for (const rec of [...index.messages.values()]) {
+      // Only named messages to look at: no need to walk the whole account.
+      const suspects = mode === 'folders' && reported.size === 0 ? [...absentIds].flatMap((id) => index.messages.get(id) ?? []) : [...index.messages.values()];
+      for (const rec of suspects) {
         if (rec.claimed) continue;
-        const inScope = mode === 'account' ? !keep.has(rec.folderId) : reported.has(rec.folderId);
+        const inScope = mode === 'account' ? !keep.has(rec.folderId) : reported.has(rec.folderId) || absentIds.has(rec.id);
         if (!inScope) continue;
         index.messages.delete(rec.id);
         await deleteItem(rec.id, rec.start);

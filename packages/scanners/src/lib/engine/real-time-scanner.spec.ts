@@ -2,7 +2,10 @@ import * as O from 'fp-ts/Option';
 import type { AccountId, ItemId, MetadataStore, Transaction } from '@zxbackup/item-store';
 import { openChangeLog, type ChangeLog } from '@zxbackup/transaction-log';
 import { makeMemoryVolume, type MemoryVolume } from '@zxbackup/volume-contract/testing';
+import { makeMaildirSource } from '../maildir/maildir-source';
+import type { Source } from '../source';
 import { makeFakeSource, type FakeSource } from '../testing/fake-source';
+import { deliver, maildirOf, moveFile, removeFile, setFlagLetters, treeSnapshot } from '../testing/maildir-tree';
 import { makeCounterTxIds, makeManualClock, makeTempDir, openTempStore, unwrap } from '../testing/harness';
 import { storeSnapshot } from '../testing/store-snapshot';
 import { folderIdFor, messageIdFor } from './ids';
@@ -91,7 +94,9 @@ describe('Real Time Scanner', () => {
     await waitFor(() => rts?.stats().checkpoint === 1);
     expect(await last(w.store, messageIdFor(ALICE, 'k3'))).toMatchObject({ op: 'update', start: at, flags: ['\\Seen'] });
     expect(await unwrap(w.changeLog.checkpointed())).toBe(1);
-    expect(rts.stats()).toMatchObject({ received: 1, foldersRescanned: 1, recorded: 1, failedBatches: 0 });
+    expect(rts.stats()).toMatchObject({ received: 1, foldersRescanned: 1, foldersHinted: 0, recorded: 1, failedBatches: 0 });
+    // A change without names is a relist: nothing was looked up by name.
+    expect(w.source.statted).toEqual([]);
   });
 
   it('coalesces a burst on one folder into one rescan and records a move between two dirty folders as a move', async () => {
@@ -214,4 +219,212 @@ describe('Real Time Scanner', () => {
     await waitFor(() => rts?.stats().checkpoint === 1);
     expect(await last(store, messageIdFor(ALICE, 'k9'))).toMatchObject({ op: 'update', start: at });
   });
+});
+
+describe('Real Time Scanner with per-message hints', () => {
+  let w: World;
+  let rts: RealTimeScanner | undefined;
+  beforeEach(async () => {
+    w = await makeWorld();
+    rts = undefined;
+  });
+  afterEach(async () => {
+    await rts?.stop();
+    await w.close();
+  });
+
+  const start = async (windowMs = 20): Promise<RealTimeScanner> => {
+    rts = await unwrap(startRealTimeScanner({ ...w.deps, changeLog: w.changeLog, windowMs }));
+    w.source.listed.length = 0;
+    return rts;
+  };
+
+  const historyOf = async (id: ItemId): Promise<Transaction[]> => {
+    const h = await unwrap(w.store.getHistory(ALICE, id));
+    return O.isSome(h) ? [...h.value] : [];
+  };
+
+  it('records a flag change, a new message, a delete and moves from the named messages alone', async () => {
+    await start();
+    const at = w.clock.advance(5000);
+    w.source.setFlags(ALICE, 'INBOX', 'k3', ['\\Seen']);
+    w.source.putMessage(ALICE, '.Work', 'n1', mail('new'), { receivedAt: 1_700_000_100_000 });
+    w.source.removeMessage(ALICE, 'INBOX', 'k0');
+    w.source.moveMessage(ALICE, 'INBOX', 'k1', '.Work');
+    // Moved under a new source key (Maildir: a new file name): found by content and date.
+    w.source.moveMessage(ALICE, 'INBOX', 'k2', '.Work', 'k2-renamed');
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at, names: ['k3'] });
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at: at + 1, names: ['k0', 'k1', 'k2'] });
+    w.source.notify({ account: ALICE, folderKey: '.Work', at: at + 2, names: ['n1', 'k1', 'k2-renamed'] });
+    await waitFor(() => rts?.stats().checkpoint === 3);
+
+    expect(w.source.listed).toEqual([]);
+    expect(w.source.statted.map((s) => s.folderKey).sort()).toEqual(['.Work', 'INBOX']);
+    expect(rts?.stats()).toMatchObject({ foldersRescanned: 0, foldersHinted: 2, accountScans: 0, safetyScans: 0, failedBatches: 0 });
+    const work = folderIdFor(ALICE, '.Work');
+    expect(await last(w.store, messageIdFor(ALICE, 'k3'))).toMatchObject({ op: 'update', start: at + 2, flags: ['\\Seen'] });
+    expect(await last(w.store, messageIdFor(ALICE, 'n1'))).toMatchObject({ op: 'create', start: at + 2, subject: 'new', folderId: work });
+    expect(await last(w.store, messageIdFor(ALICE, 'k0'))).toMatchObject({ op: 'delete', start: at + 2 });
+    // Moves keep the id: one update each, never a delete and a create.
+    for (const [id, key] of [[messageIdFor(ALICE, 'k1'), 'k1'], [messageIdFor(ALICE, 'k2'), 'k2-renamed']] as const) {
+      const h = await historyOf(id);
+      expect(h.map((t) => t.op)).toEqual(['create', 'update']);
+      expect(h[1]).toMatchObject({ folderId: work, sourceKey: key, start: at + 2 });
+    }
+    expect(await historyOf(messageIdFor(ALICE, 'k2-renamed'))).toEqual([]);
+    expect(await storeSnapshot(w.store, w.volume, ALICE, 'now')).toEqual(w.source.snapshot(ALICE));
+  });
+
+  it('records a move to a folder whose change named its messages, from a folder that is relisted', async () => {
+    await start();
+    const at = w.clock.advance(1000);
+    w.source.moveMessage(ALICE, 'INBOX', 'k5', '.Work');
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at }); // no names: relisted
+    w.source.notify({ account: ALICE, folderKey: '.Work', at, names: ['k5'] });
+    await waitFor(() => rts?.stats().checkpoint === 2);
+    expect(w.source.listed).toEqual(['INBOX']);
+    expect(rts?.stats()).toMatchObject({ foldersRescanned: 1, foldersHinted: 1 });
+    expect((await historyOf(messageIdFor(ALICE, 'k5'))).map((t) => t.op)).toEqual(['create', 'update']);
+    expect(await storeSnapshot(w.store, w.volume, ALICE, 'now')).toEqual(w.source.snapshot(ALICE));
+  });
+
+  it('relists a folder when one of its coalesced changes named nothing', async () => {
+    await start(40);
+    const at = w.clock.advance(1000);
+    w.source.setFlags(ALICE, 'INBOX', 'k1', ['\\Flagged']);
+    w.source.setFlags(ALICE, 'INBOX', 'k2', ['\\Flagged']); // its change names nothing
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at, names: ['k1'] });
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at: at + 1 });
+    await waitFor(() => rts?.stats().checkpoint === 2);
+    expect(w.source.listed).toEqual(['INBOX']);
+    expect(w.source.statted).toEqual([]);
+    expect(await last(w.store, messageIdFor(ALICE, 'k2'))).toMatchObject({ op: 'update', flags: ['\\Flagged'] });
+    expect(await storeSnapshot(w.store, w.volume, ALICE, 'now')).toEqual(w.source.snapshot(ALICE));
+  });
+
+  it('relists when one source key is present in two named folders at once', async () => {
+    await start();
+    const at = w.clock.advance(1000);
+    // A copy under the same name: not a move.
+    w.source.putMessage(ALICE, '.Work', 'k4', mail('m4'), { receivedAt: 1_700_000_000_004 });
+    w.source.setFlags(ALICE, 'INBOX', 'k4', ['\\Seen']);
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at, names: ['k4'] });
+    w.source.notify({ account: ALICE, folderKey: '.Work', at, names: ['k4'] });
+    await waitFor(() => rts?.stats().checkpoint === 2);
+    expect(w.source.listed.sort()).toEqual(['.Work', 'INBOX']);
+    expect(await last(w.store, messageIdFor(ALICE, 'k4'))).toMatchObject({ op: 'update', folderId: folderIdFor(ALICE, 'INBOX'), flags: ['\\Seen'] });
+    expect(await storeSnapshot(w.store, w.volume, ALICE, 'now')).toEqual(w.source.snapshot(ALICE));
+  });
+
+  it('runs a Safety Scan when the named messages are every message of a folder and all are gone', async () => {
+    await start();
+    const at = w.clock.advance(1000);
+    w.source.emptyFolder(ALICE, 'INBOX');
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at, names: Array.from({ length: 12 }, (_v, i) => `k${i}`) });
+    await waitFor(() => rts?.stats().checkpoint === 1);
+    expect(rts?.stats()).toMatchObject({ safetyScans: 1, foldersHinted: 0 });
+    expect(await last(w.store, messageIdFor(ALICE, 'k5'))).toMatchObject({ op: 'delete', start: at });
+  });
+
+  it('deletes named messages without a Safety Scan while the folder keeps others', async () => {
+    await start();
+    const at = w.clock.advance(1000);
+    const gone = Array.from({ length: 11 }, (_v, i) => `k${i}`);
+    for (const k of gone) w.source.removeMessage(ALICE, 'INBOX', k);
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at, names: gone });
+    await waitFor(() => rts?.stats().checkpoint === 1);
+    expect(rts?.stats()).toMatchObject({ safetyScans: 0, foldersHinted: 1, recorded: 11 });
+    expect(await storeSnapshot(w.store, w.volume, ALICE, 'now')).toEqual(w.source.snapshot(ALICE));
+  });
+
+  it('relists a named folder when the source cannot look messages up', async () => {
+    const { statEntries: _none, ...withoutLookup } = w.source;
+    rts = await unwrap(startRealTimeScanner({ ...w.deps, source: withoutLookup, changeLog: w.changeLog, windowMs: 10 }));
+    const at = w.clock.advance(1000);
+    w.source.setFlags(ALICE, 'INBOX', 'k8', ['\\Seen']);
+    w.source.notify({ account: ALICE, folderKey: 'INBOX', at, names: ['k8'] });
+    await waitFor(() => rts?.stats().checkpoint === 1);
+    expect(w.source.listed).toEqual(['INBOX']);
+    expect(await last(w.store, messageIdFor(ALICE, 'k8'))).toMatchObject({ op: 'update', start: at, flags: ['\\Seen'] });
+  });
+
+  it('applies a logged change with names on start', async () => {
+    const at = w.clock.advance(2000);
+    w.source.setFlags(ALICE, 'INBOX', 'k6', ['\\Seen']);
+    await unwrap(w.changeLog.append([{ account: ALICE, folderKey: 'INBOX', at, names: ['k6'] }]));
+    rts = await unwrap(startRealTimeScanner({ ...w.deps, changeLog: w.changeLog }));
+    expect(await last(w.store, messageIdFor(ALICE, 'k6'))).toMatchObject({ op: 'update', start: at, flags: ['\\Seen'] });
+    expect(w.source.listed).toEqual([]);
+    expect(w.source.statted).toEqual([{ folderKey: 'INBOX', keys: ['k6'] }]);
+  });
+
+  it('processes a burst of 500 flag changes in a folder of 5,000 messages without listing it', async () => {
+    for (let i = 0; i < 5000; i++) w.source.putMessage(ALICE, '.Work', `b${i}`, mail(`b${i}`), { receivedAt: 1_700_000_000_000 + i });
+    await unwrap(makeScanEngine(w.deps).smartScan());
+    await start(30);
+    const at = w.clock.advance(1000);
+    for (let i = 0; i < 500; i++) {
+      const key = `b${i * 10}`;
+      w.source.setFlags(ALICE, '.Work', key, ['\\Seen']);
+      w.source.notify({ account: ALICE, folderKey: '.Work', at: at + i, names: [key] });
+    }
+    await waitFor(() => rts?.stats().checkpoint === 500, 30_000);
+    expect(w.source.listed).toEqual([]);
+    expect(rts?.stats()).toMatchObject({ foldersRescanned: 0, recorded: 500, failedBatches: 0 });
+    // Only the named messages were looked up.
+    expect(new Set(w.source.statted.flatMap((s) => s.keys)).size).toBe(500);
+    expect(await last(w.store, messageIdFor(ALICE, 'b4990'))).toMatchObject({ op: 'update', flags: ['\\Seen'] });
+    expect(await last(w.store, messageIdFor(ALICE, 'b4991'))).toMatchObject({ op: 'create', flags: [] });
+  }, 60_000);
+});
+
+describe('Real Time Scanner on a real Maildir tree', () => {
+  const cleanups: Array<() => void | Promise<void>> = [];
+  afterEach(async () => {
+    for (const c of cleanups.splice(0).reverse()) await c();
+  });
+
+  it('records flag changes, deliveries, moves and deletions from the watcher\'s names, without listing a folder', async () => {
+    const { dir: root, cleanup } = makeTempDir('zxb-rts-tree-');
+    cleanups.push(cleanup);
+    const { store, close } = await openTempStore();
+    cleanups.push(close);
+    const { dir: logDir, cleanup: logCleanup } = makeTempDir('zxb-rts-log-');
+    cleanups.push(logCleanup);
+    const changeLog = await unwrap(openChangeLog(logDir, LiveChangeRecord));
+    cleanups.push(async () => void (await changeLog.close()()));
+    const maildir = maildirOf(root, ALICE);
+    const keys: string[] = [];
+    for (let i = 0; i < 30; i++) keys.push(await deliver(root, ALICE, i % 3 === 0 ? 'Projects' : 'INBOX', mail(`t${i}`), i % 2 === 0 ? ['\\Seen'] : [], 1_700_000_000_000 + i * 1000));
+    const maildirSource = makeMaildirSource({ root });
+    const listed: string[] = [];
+    const source: Source = { ...maildirSource, listFolder: (a, k) => (listed.push(k), maildirSource.listFolder(a, k)) };
+    const volume = makeMemoryVolume();
+    const deps: EngineDeps = { store, volume, source, txIds: makeCounterTxIds() };
+    await unwrap(makeScanEngine(deps).smartScan());
+    const scanner = await unwrap(startRealTimeScanner({ ...deps, changeLog, windowMs: 20 }));
+    cleanups.push(() => scanner.stop());
+
+    const [k0, k1, k2, k3, k4, k5] = keys as [string, string, string, string, string, string];
+    await setFlagLetters(maildir, '', k1, 'FS');
+    await setFlagLetters(maildir, '.Projects', k0, 'R');
+    await moveFile(maildir, '', k2, '.Projects');
+    await moveFile(maildir, '.Projects', k3, '');
+    await removeFile(maildir, '', k4);
+    const fresh = await deliver(root, ALICE, 'Projects', mail('fresh'), [], 1_700_000_100_000);
+    await setFlagLetters(maildir, '', k5, 'S');
+    const want = await treeSnapshot(root, ALICE, maildirSource);
+    const canonical = (snap: Record<string, unknown>): string => JSON.stringify(Object.entries(snap).sort(([x], [y]) => x.localeCompare(y)));
+    await waitFor(async () => canonical(await storeSnapshot(store, volume, ALICE, 'now')) === canonical(want), 10_000);
+    await waitFor(() => scanner.stats().checkpoint === scanner.stats().received);
+    expect(listed).toEqual([]);
+    expect(scanner.stats()).toMatchObject({ foldersRescanned: 0, accountScans: 0, safetyScans: 0, failedBatches: 0 });
+    expect(scanner.stats().foldersHinted).toBeGreaterThan(0);
+    for (const moved of [k2, k3]) {
+      const h = await unwrap(store.getHistory(ALICE, messageIdFor(ALICE, moved)));
+      expect(O.isSome(h) && h.value.map((t) => t.op)).toEqual(['create', 'update']);
+    }
+    expect(await last(store, messageIdFor(ALICE, k4))).toMatchObject({ op: 'delete' });
+    expect(await last(store, messageIdFor(ALICE, fresh))).toMatchObject({ op: 'create', subject: 'fresh' });
+  }, 30_000);
 });

@@ -4,7 +4,7 @@ import * as TE from 'fp-ts/TaskEither';
 import * as t from 'io-ts';
 import { AccountId } from '@zxbackup/item-store';
 import { makeCoalescer, type ChangeLog, type LogPosition } from '@zxbackup/transaction-log';
-import type { FolderMeta } from '@zxbackup/item-store';
+import type { FolderMeta, ItemId } from '@zxbackup/item-store';
 import type { LiveChange, MessageEntry, Watcher } from '../source';
 import { makeAccountLocks } from './account-locks';
 import { loadAccountIndex, resetClaims, type AccountIndex } from './account-index';
@@ -23,6 +23,8 @@ export const LiveChangeRecord = t.intersection([
     folderKey: t.string,
     /** The watcher lost track of this account: a Safety Scan (full Account Scan) is due. */
     uncertain: t.literal(true),
+    /** The source keys the change names (`LiveChange.names`); absent: the folder is listed. */
+    names: t.array(t.string),
   }),
 ]);
 export type LiveChangeRecord = t.TypeOf<typeof LiveChangeRecord>;
@@ -44,7 +46,10 @@ export interface RealTimeScannerStats {
   readonly received: number;
   readonly appendErrors: number;
   readonly batches: number;
+  /** Folders listed in full. */
   readonly foldersRescanned: number;
+  /** Folders of which only the messages the changes named were looked up. */
+  readonly foldersHinted: number;
   readonly accountScans: number;
   readonly safetyScans: number;
   readonly failedBatches: number;
@@ -65,12 +70,16 @@ export interface RealTimeScanner {
 interface Slot {
   pos: LogPosition | undefined;
   applied: boolean;
+  /** Settles once the append is done (or failed): nothing is applied before. */
+  readonly appended: Promise<void>;
 }
 
 interface Pending {
   readonly account: AccountId;
   readonly folderKey?: string;
   readonly uncertain?: true;
+  /** Source keys named by every change merged into this one; undefined: list the folder. */
+  readonly names?: ReadonlyArray<string>;
   /** Oldest and newest change time merged into this one. */
   readonly firstAt: number;
   readonly at: number;
@@ -83,16 +92,38 @@ const ACCOUNTS_AT_ONCE = 4;
 
 const keyOf = (p: Pending): string => `${p.account}\0${p.uncertain === true ? '!' : (p.folderKey ?? '*')}`;
 
-const merge = (a: Pending, b: Pending): Pending => ({ ...a, firstAt: Math.min(a.firstAt, b.firstAt), at: Math.max(a.at, b.at), slots: [...a.slots, ...b.slots] });
+/** Above this many names a folder is listed instead (and the names are not kept). */
+const MAX_NAMES = 10_000;
+
+/** Names of two changes of one folder, or undefined (list it) unless both named theirs. */
+const mergeNames = (a: ReadonlyArray<string> | undefined, b: ReadonlyArray<string> | undefined): ReadonlyArray<string> | undefined =>
+  a === undefined || b === undefined || a.length + b.length > MAX_NAMES ? undefined : [...a, ...b];
+
+const merge = (a: Pending, b: Pending): Pending => {
+  const { names: _names, ...rest } = a;
+  const names = mergeNames(a.names, b.names);
+  return { ...rest, ...(names === undefined ? {} : { names }), firstAt: Math.min(a.firstAt, b.firstAt), at: Math.max(a.at, b.at), slots: [...a.slots, ...b.slots] };
+};
+
+/** True when a lookup answered every key exactly once. */
+const answersExactly = (keys: ReadonlyArray<string>, r: { readonly present: ReadonlyArray<MessageEntry>; readonly absent: ReadonlyArray<string> }): boolean => {
+  const answered = new Set<string>();
+  for (const k of [...r.present.map((e) => e.sourceKey), ...r.absent]) {
+    if (answered.has(k)) return false;
+    answered.add(k);
+  }
+  return answered.size === keys.length && keys.every((k) => answered.has(k));
+};
 
 const percentile = (sorted: ReadonlyArray<number>, p: number): number => sorted[Math.min(sorted.length - 1, Math.floor((sorted.length - 1) * p))] ?? 0;
 
 /**
  * The Real Time Scanner. Each live change is appended to the durable change log first, then
- * coalesced per (account, folder) for `windowMs`; a batch relists just the dirty folders,
- * diffs them against the store, stores new blobs, flushes the volume, commits with the change
- * time, and only then checkpoints the log. On start, what the log holds beyond its checkpoint
- * (changes acknowledged before a crash) is applied first. A folder change the store cannot
+ * coalesced per (account, folder) for `windowMs`; a batch looks up just the messages the
+ * changes of a folder named (when every change of it named some and the source can look them
+ * up), or else relists the folder, diffs that against the store, stores new blobs, flushes the
+ * volume, commits with the change time, and only then checkpoints the log. On start, what the
+ * log holds beyond its checkpoint (changes acknowledged before a crash) is applied first. A folder change the store cannot
  * place (a new or vanished folder) becomes an incremental scan of the account; uncertainty and
  * an emptied folder become a Safety Scan (a full Account Scan).
  */
@@ -114,6 +145,7 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
     appendErrors: 0,
     batches: 0,
     foldersRescanned: 0,
+    foldersHinted: 0,
     accountScans: 0,
     safetyScans: 0,
     failedBatches: 0,
@@ -145,8 +177,38 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
 
   type FolderOutcome = 'done' | { readonly escalate: 'scan' | 'safety'; readonly reason: string };
 
-  /** Relists the dirty folders of one account and records what changed, or says what to run instead. */
-  const applyFolders = (account: AccountId, folderKeys: ReadonlyArray<string>, at: number): Promise<FolderOutcome> =>
+  /** A dirty folder of a batch; `names` when every change of it named its messages. */
+  interface DirtyFolder {
+    readonly folderKey: string;
+    readonly names?: ReadonlyArray<string>;
+  }
+
+  interface Hinted {
+    readonly folderKey: string;
+    readonly folderId: ItemId;
+    readonly present: ReadonlyArray<MessageEntry>;
+    readonly absent: ReadonlyArray<string>;
+  }
+
+  const countIn = (index: AccountIndex, folderId: ItemId): number => {
+    let held = 0;
+    for (const m of index.messages.values()) if (m.folderId === folderId) held++;
+    return held;
+  };
+
+  /** Recorded messages of the folder among `absent` (each key's records in that folder). */
+  const goneFrom = (index: AccountIndex, folderId: ItemId, absent: ReadonlyArray<string>): number => {
+    let gone = 0;
+    for (const key of absent) for (const id of index.bySourceKey.get(key) ?? []) if (index.messages.get(id)?.folderId === folderId) gone++;
+    return gone;
+  };
+
+  /**
+   * Records what changed in the dirty folders of one account, or says what to run instead. A
+   * folder whose changes all named their messages is looked up message by message (when the
+   * source can); any other is listed in full and diffed against the store.
+   */
+  const applyFolders = (account: AccountId, folders: ReadonlyArray<DirtyFolder>, at: number): Promise<FolderOutcome> =>
     locks.run(account, async (): Promise<FolderOutcome> => {
       // Reuse the index of this account's last batch unless another writer ran since (every
       // locked task bumps the generation once, ours included).
@@ -160,19 +222,55 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
       } else {
         index = await run(loadAccountIndex(deps.store, account));
       }
-      const listings: Array<{ folderKey: string; meta: FolderMeta; entries: ReadonlyArray<MessageEntry> }> = [];
-      for (const folderKey of folderKeys) {
+      const toList = new Set<string>();
+      const toLookUp: Array<{ folderKey: string; folderId: ItemId; keys: ReadonlyArray<string> }> = [];
+      const statEntries = deps.source.statEntries;
+      for (const { folderKey, names } of folders) {
         const folderId = index.folderByKey.get(folderKey);
         if (folderId === undefined) return { escalate: 'scan', reason: `new folder ${folderKey}` };
+        if (names === undefined || names.length === 0 || statEntries === undefined) toList.add(folderKey);
+        else toLookUp.push({ folderKey, folderId, keys: [...new Set(names)] });
+      }
+      const hinted: Hinted[] = [];
+      const lookups = await Promise.all(toLookUp.map(async (f) => ({ ...f, found: await (statEntries as NonNullable<typeof statEntries>).call(deps.source, account, f.folderKey, f.keys)() })));
+      for (const { folderKey, folderId, keys, found } of lookups) {
+        if (E.isLeft(found)) {
+          if (found.left._tag === 'SourceNotFound') return { escalate: 'scan', reason: `folder ${folderKey} is gone` };
+          throw new Abort({ error: engineError.source('statEntries', `${account}:${folderKey}`)(found.left) });
+        }
+        if (answersExactly(keys, found.right)) hinted.push({ folderKey, folderId, ...found.right });
+        else toList.add(folderKey);
+      }
+      // One source key present in two folders at once is no move a hint can place: list them.
+      const presentIn = new Map<string, number>();
+      for (const h of hinted) for (const e of h.present) presentIn.set(e.sourceKey, (presentIn.get(e.sourceKey) ?? 0) + 1);
+      for (let i = hinted.length - 1; i >= 0; i--) {
+        const h = hinted[i] as Hinted;
+        if (h.present.some((e) => (presentIn.get(e.sourceKey) ?? 0) > 1)) {
+          toList.add(h.folderKey);
+          hinted.splice(i, 1);
+        }
+      }
+      for (const h of hinted) {
+        // Every recorded message of a folder gone and none there: the folder was emptied.
+        if (h.present.length > 0 || h.absent.length < threshold) continue;
+        const held = countIn(index, h.folderId);
+        if (held >= threshold && goneFrom(index, h.folderId, h.absent) >= held) {
+          return { escalate: 'safety', reason: `folder ${h.folderKey} held ${held} messages and is empty (emptied folder)` };
+        }
+      }
+      const listings: Array<{ folderKey: string; meta: FolderMeta; entries: ReadonlyArray<MessageEntry> }> = [];
+      // In the batch's order: a listing claims a message in its own folder before another listing can take it as moved.
+      for (const { folderKey } of folders.filter((f) => toList.has(f.folderKey))) {
+        const folderId = index.folderByKey.get(folderKey) as ItemId;
         const listed = await deps.source.listFolder(account, folderKey)();
         if (E.isLeft(listed)) {
           if (listed.left._tag === 'SourceNotFound') return { escalate: 'scan', reason: `folder ${folderKey} is gone` };
           throw new Abort({ error: engineError.source('listFolder', `${account}:${folderKey}`)(listed.left) });
         }
-        let held = 0;
-        for (const m of index.messages.values()) if (m.folderId === folderId) held++;
-        if (listed.right.entries.length === 0 && held >= threshold) {
-          return { escalate: 'safety', reason: `folder ${folderKey} held ${held} messages and is empty (emptied folder)` };
+        if (listed.right.entries.length === 0) {
+          const held = countIn(index, folderId);
+          if (held >= threshold) return { escalate: 'safety', reason: `folder ${folderKey} held ${held} messages and is empty (emptied folder)` };
         }
         listings.push({ folderKey, ...listed.right });
       }
@@ -189,11 +287,13 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
         mode: 'folders',
       });
       for (const l of listings) await session.folder(l.folderKey, l.meta, l.entries);
+      await session.messages(hinted);
       await session.finish();
       await committer.commit();
       indexCache.set(account, { index, generation: generation + 1 });
       if (indexCache.size > INDEX_CACHE_ACCOUNTS) indexCache.delete(indexCache.keys().next().value as AccountId);
       counters.foldersRescanned += listings.length;
+      counters.foldersHinted += hinted.length;
       counters.recorded += committer.totals().recorded;
       return 'done';
     });
@@ -203,7 +303,13 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
     const uncertain = changes.find((c) => c.uncertain === true);
     if (uncertain !== undefined) return safetyScan(account, at, 'the watcher lost track');
     if (changes.some((c) => c.folderKey === undefined)) return incrementalScan(account, at);
-    const outcome = await applyFolders(account, [...new Set(changes.map((c) => c.folderKey as string))], at);
+    const dirty = new Map<string, ReadonlyArray<string> | undefined>();
+    for (const c of changes) {
+      const key = c.folderKey as string;
+      dirty.set(key, dirty.has(key) ? mergeNames(dirty.get(key), c.names) : c.names);
+    }
+    const folders = [...dirty].map(([folderKey, names]): DirtyFolder => (names === undefined ? { folderKey } : { folderKey, names }));
+    const outcome = await applyFolders(account, folders, at);
     if (outcome === 'done') return;
     if (outcome.escalate === 'safety') return safetyScan(account, at, outcome.reason);
     log.info('live change needs an account scan', { account, reason: outcome.reason });
@@ -248,6 +354,7 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
     // Accounts are independent (each has its own lock): apply a few at a time.
     await forEachConcurrent([...byAccount], ACCOUNTS_AT_ONCE, async ([account, changes]) => {
       try {
+        await Promise.all(changes.flatMap((c) => c.slots.map((s) => s.appended)));
         await applyAccount(account, changes);
         const done = clock();
         for (const c of changes) {
@@ -306,10 +413,8 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
 
   const accept = (record: LiveChangeRecord): void => {
     counters.received++;
-    const slot: Slot = { pos: undefined, applied: false };
-    outstanding.push(slot);
-    const pending: Pending = { ...record, firstAt: record.at, slots: [slot] };
-    // Durable first: once appended, a crash cannot lose the change.
+    // Durable first: once appended, a crash cannot lose the change. The coalescing window
+    // runs meanwhile; a batch waits for the appends of its changes before applying them.
     const appended: Promise<void> = changeLog
       .append([record])()
       .then((r) => {
@@ -317,15 +422,23 @@ export const startRealTimeScanner = (deps: RealTimeScannerDeps): TE.TaskEither<E
           counters.appendErrors++;
           log.error('change log append failed: the change is applied but not durable until then', { account: record.account, error: r.left.message });
         } else slot.pos = r.right;
-        coalescer.push(pending);
       })
       .finally(() => appending.delete(appended));
     appending.add(appended);
+    const slot: Slot = { pos: undefined, applied: false, appended };
+    outstanding.push(slot);
+    coalescer.push({ ...record, firstAt: record.at, slots: [slot] });
   };
 
   const onChange = (change: LiveChange): void => {
     if (stopping) return;
-    accept({ account: change.account, at: Math.round(change.at), ...(change.folderKey === undefined ? {} : { folderKey: change.folderKey }) });
+    const named = change.folderKey !== undefined && change.names !== undefined && change.names.length > 0;
+    accept({
+      account: change.account,
+      at: Math.round(change.at),
+      ...(change.folderKey === undefined ? {} : { folderKey: change.folderKey }),
+      ...(named ? { names: [...(change.names as ReadonlyArray<string>)] } : {}),
+    });
   };
 
   const onUncertain = (account: AccountId | undefined, reason: string): void => {

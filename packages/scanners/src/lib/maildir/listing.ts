@@ -145,16 +145,19 @@ export const listFolderEntries = async (maildir: string, key: string, cache: Sta
     const { base, letters } = parseFileName(f.name);
     let flags = flagsOf.get(letters);
     if (flags === undefined) flagsOf.set(letters, (flags = decodeFlags(letters, keywords)));
-    byKey.set(base, {
-      sourceKey: base,
-      flags: [...flags],
-      receivedAt: Math.floor(f.st.mtimeMs),
-      size: f.st.size,
-      locator: key === INBOX_KEY ? `${f.sub}/${f.name}` : `${key}/${f.sub}/${f.name}`,
-    });
+    byKey.set(base, messageEntry(key, f.sub, f.name, f.st, flags));
   }
   return [...byKey.values()].sort((a, b) => (a.sourceKey < b.sourceKey ? -1 : a.sourceKey > b.sourceKey ? 1 : 0));
 };
+
+/** The entry of one message file of folder `key` (`flags` decoded from its name). */
+export const messageEntry = (key: string, sub: 'new' | 'cur', name: string, st: { readonly size: number; readonly mtimeMs: number }, flags: ReadonlyArray<string>): MessageEntry => ({
+  sourceKey: parseFileName(name).base,
+  flags: [...flags],
+  receivedAt: Math.floor(st.mtimeMs),
+  size: st.size,
+  locator: key === INBOX_KEY ? `${sub}/${name}` : `${key}/${sub}/${name}`,
+});
 
 export const folderMeta = (key: string, subscribed: boolean): FolderMeta => ({
   kind: 'folder',

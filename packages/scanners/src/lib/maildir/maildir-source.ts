@@ -1,4 +1,4 @@
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, statSync, type Stats } from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
@@ -7,11 +7,12 @@ import { pipe } from 'fp-ts/function';
 import * as t from 'io-ts';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
 import type { MessageEntry, ScanEvent, ScanOptions, Source, SourceError, WatchHandlers, Watcher } from '../source';
-import { parseFileName } from './flags';
+import { decodeFlags, parseFileName } from './flags';
 import { INBOX_KEY, isFolderDirName, parseSubscriptions, SUBSCRIPTIONS_FILE } from './folders';
 import { fsError, isNotFound, readdirOrMissing, readTextOrMissing, statOrMissing, tryFs } from './fs-util';
 import { accountOfDirs, accountPaths } from './layout';
-import { folderDir, folderMeta, folderSig, FolderSig, listFolderEntries, sameSig, StatCache } from './listing';
+import { folderDir, folderMeta, folderSig, FolderSig, listFolderEntries, messageEntry, readKeywords, sameSig, StatCache } from './listing';
+import { NameMap, type Candidate } from './name-map';
 import { parsePasswdFile, type PasswdEntry } from './passwd-file';
 import { watchMaildirTree } from './watch';
 
@@ -22,7 +23,10 @@ export interface MaildirSourceOptions {
   readonly passwdFile?: string;
   /** Epoch ms (tests). */
   readonly clock?: () => number;
-  /** Bound on the remembered `(size, mtime)` of file names listed before (default 200 000). */
+  /**
+   * Bound on the remembered `(size, mtime)` of file names listed before, and on the file names
+   * of watched folders kept for `statEntries` (default 200 000 each).
+   */
   readonly statCacheEntries?: number;
 }
 
@@ -44,10 +48,27 @@ const isStable = (sig: FolderSig, previousAt: number, now: number): boolean =>
 
 const LOCATOR = /^(?:(\.[^/]+)\/)?(cur|new)\/([^/.][^/]*)$/;
 
+/** Rounds of "wait for the watcher, look again" before a lookup gives up and lists the folder. */
+const LOOKUP_ROUNDS = 3;
+
+/** Resolves after the event loop went once through its poll phase (pending watch events delivered). */
+const nextLoopTurn = (): Promise<void> => new Promise((r) => setImmediate(() => setImmediate(r)));
+
+const isValidFolderKey = (folderKey: string): boolean => folderKey === INBOX_KEY || (isFolderDirName(folderKey) && !folderKey.includes('/'));
+
 export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
   const { root, passwdFile } = options;
   const clock = options.clock ?? Date.now;
   const cache = new StatCache(options.statCacheEntries ?? 200_000);
+  const names = new NameMap(options.statCacheEntries ?? 200_000);
+
+  /** Lists a folder and hands the result to the name map (which keeps it only for a watched folder). */
+  const listEntries = async (account: AccountId, maildir: string, key: string, statCache: StatCache | undefined): Promise<MessageEntry[]> => {
+    const token = names.beginListing(account, key);
+    const entries = await listFolderEntries(maildir, key, statCache);
+    names.listed(account, key, token, entries);
+    return entries;
+  };
 
   const readPasswd = (op: string): TE.TaskEither<SourceError, ReadonlyArray<PasswdEntry>> =>
     pipe(
@@ -143,7 +164,7 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
                 continue;
               }
               if (key !== INBOX_KEY && (await statOrMissing(folderDir(maildir, key))) === undefined) continue; // removed meanwhile
-              const entries = await listFolderEntries(maildir, key, scan.full ? undefined : cache);
+              const entries = await listEntries(account, maildir, key, scan.full ? undefined : cache);
               folders[key] = sig;
               await onEvent({ type: 'folder', folderKey: key, meta: folderMeta(key, subscribed), entries });
             }
@@ -159,7 +180,7 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
     account: AccountId,
     folderKey: string,
   ): TE.TaskEither<SourceError, { readonly meta: FolderMeta; readonly entries: ReadonlyArray<MessageEntry> }> => {
-    if (folderKey !== INBOX_KEY && (!isFolderDirName(folderKey) || folderKey.includes('/'))) {
+    if (!isValidFolderKey(folderKey)) {
       return TE.left({ _tag: 'SourceInvalid', op: 'listFolder', key: folderKey, message: `"${folderKey}" is not a Maildir++ folder key` });
     }
     const { maildir } = accountPaths(root, account);
@@ -167,8 +188,88 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
       const st = await fsp.stat(folderDir(maildir, folderKey));
       if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
       const subs = await subscriptions(maildir);
-      const entries = await listFolderEntries(maildir, folderKey, cache);
+      const entries = await listEntries(account, maildir, folderKey, cache);
       return { meta: folderMeta(folderKey, subs.has(folderKey)), entries };
+    });
+  };
+
+  /**
+   * The messages `keys` of a watched folder from its name map: a stat per candidate name, no
+   * readdir. Undefined when the map cannot answer for certain (not trusted, a key it does not
+   * know, two files with one base name, names still changing): the caller lists the folder.
+   * A key none of whose names exists is absent only once the watcher had its turn to report a
+   * rename that raced the stats (the kernel queued its events before the stat could fail).
+   */
+  const lookupByName = async (
+    account: AccountId,
+    maildir: string,
+    folderKey: string,
+    keys: ReadonlyArray<string>,
+  ): Promise<{ present: MessageEntry[]; absent: string[] } | undefined> => {
+    const epoch = names.trusted(account, folderKey);
+    if (epoch === undefined) return undefined;
+    const found = new Map<string, { locator: string; st: Stats }>();
+    let absent: string[] = [];
+    let mark = names.mark();
+    const probe = (todo: ReadonlyArray<string>): boolean => {
+      const cands = names.candidates(account, folderKey, todo);
+      if (cands === undefined) return false;
+      for (const [key, list] of cands) {
+        const existing = list.flatMap((c: Candidate) => {
+          const st = statSync(join(maildir, c.locator), { throwIfNoEntry: false });
+          return st?.isFile() === true ? [{ locator: c.locator, st }] : [];
+        });
+        if (existing.length > 1) return false;
+        const hit = existing[0];
+        if (hit === undefined) absent.push(key);
+        else {
+          found.set(key, hit);
+          names.confirm(account, folderKey, key, hit.locator, mark);
+        }
+      }
+      return true;
+    };
+    if (!probe(keys)) return undefined;
+    for (let round = 1; absent.length > 0; round++) {
+      await nextLoopTurn();
+      if (names.trusted(account, folderKey) !== epoch) return undefined;
+      const again = absent.filter((k) => names.namedSince(account, folderKey, k, mark));
+      if (again.length === 0) break;
+      if (round >= LOOKUP_ROUNDS) return undefined;
+      absent = absent.filter((k) => !again.includes(k));
+      mark = names.mark();
+      if (!probe(again)) return undefined;
+    }
+    for (const key of absent) names.gone(account, folderKey, key, mark);
+    const dir = folderDir(maildir, folderKey);
+    const needsKeywords = [...found.values()].some((f) => /[a-z]/.test(parseFileName(basenameOf(f.locator)).letters));
+    const keywords = needsKeywords ? await readKeywords(dir) : [];
+    const present = [...found.values()].map(({ locator, st }) => {
+      const [sub, name] = locator.split('/').slice(-2) as ['cur' | 'new', string];
+      return messageEntry(folderKey, sub, name, st, decodeFlags(parseFileName(name).letters, keywords));
+    });
+    return { present, absent };
+  };
+
+  const statEntries = (
+    account: AccountId,
+    folderKey: string,
+    sourceKeys: ReadonlyArray<string>,
+  ): TE.TaskEither<SourceError, { readonly present: ReadonlyArray<MessageEntry>; readonly absent: ReadonlyArray<string> }> => {
+    if (!isValidFolderKey(folderKey)) {
+      return TE.left({ _tag: 'SourceInvalid', op: 'statEntries', key: folderKey, message: `"${folderKey}" is not a Maildir++ folder key` });
+    }
+    const { maildir } = accountPaths(root, account);
+    const keys = [...new Set(sourceKeys)];
+    return tryFs('statEntries', `${account}/${folderKey}`, async () => {
+      const st = statSync(folderDir(maildir, folderKey));
+      if (!st.isDirectory()) throw Object.assign(new Error('not a directory'), { code: 'ENOTDIR' });
+      const hit = await lookupByName(account, maildir, folderKey, keys);
+      if (hit !== undefined) return hit;
+      // The map cannot answer: list the folder (which also makes the map trusted again).
+      const entries = await listEntries(account, maildir, folderKey, cache);
+      const byKey = new Map(entries.map((e) => [e.sourceKey, e]));
+      return { present: keys.flatMap((k) => byKey.get(k) ?? []), absent: keys.filter((k) => !byKey.has(k)) };
     });
   };
 
@@ -214,7 +315,7 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
   };
 
   const watch = (handlers: WatchHandlers): TE.TaskEither<SourceError, Watcher> =>
-    tryFs('watch', root, () => watchMaildirTree(root, handlers, clock));
+    tryFs('watch', root, () => watchMaildirTree(root, handlers, clock, names));
 
   return {
     uri: `maildir://${root}`,
@@ -227,10 +328,13 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
           ),
     scanAccount,
     listFolder,
+    statEntries,
     openBlob,
     watch,
   };
 };
+
+const basenameOf = (locator: string): string => locator.slice(locator.lastIndexOf('/') + 1);
 
 const isSourceError = (e: unknown): e is SourceError =>
   typeof e === 'object' && e !== null && '_tag' in e && 'op' in e && typeof (e as { _tag: unknown })._tag === 'string';

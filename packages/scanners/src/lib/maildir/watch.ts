@@ -1,10 +1,12 @@
 import { watch as fsWatch, promises as fsp, type FSWatcher } from 'node:fs';
-import { join, relative, sep } from 'node:path';
+import { basename, join, relative, sep } from 'node:path';
 import type { AccountId } from '@zxbackup/item-store';
 import type { WatchHandlers, Watcher } from '../source';
+import { parseFileName } from './flags';
 import { INBOX_KEY, isFolderDirName, SUBSCRIPTIONS_FILE } from './folders';
 import { errnoOf, isNotFound } from './fs-util';
 import { accountOfDirs, MAILDIR } from './layout';
+import type { Box } from './name-map';
 
 /*
  * Live changes of a Maildir tree through one non-recursive `fs.watch` (inotify) per directory
@@ -14,15 +16,29 @@ import { accountOfDirs, MAILDIR } from './layout';
  * are not watched: a delivery is atomic (rename from tmp/ into new/ or cur/).
  * A directory that appears later is watched as soon as its parent reports it, and its folder is
  * then reported once more, so a message delivered before the watch existed is not missed.
+ * A change in cur/ or new/ names the file's base name (the message's source key); `names` is
+ * told every file name seen and every cur/ or new/ watch started or stopped (the source keeps
+ * its name map with them).
  */
 
+export interface NameEvents {
+  named(account: AccountId, folderKey: string, box: Box, name: string): void;
+  boxWatched(account: AccountId, folderKey: string, box: Box, watched: boolean): void;
+}
+
 type Level = 'root' | 'domain' | 'user' | 'maildir' | 'folder' | 'box';
+
+const boxOf = (path: string): Box | undefined => {
+  const b = basename(path);
+  return b === 'cur' || b === 'new' ? b : undefined;
+};
 
 interface Node {
   readonly level: Level;
   readonly watcher: FSWatcher;
   readonly account?: AccountId;
   readonly folderKey?: string;
+  readonly box?: Box;
 }
 
 const childLevel = (level: Level, name: string): Level | undefined => {
@@ -42,7 +58,7 @@ const childLevel = (level: Level, name: string): Level | undefined => {
   }
 };
 
-export const watchMaildirTree = async (root: string, handlers: WatchHandlers, clock: () => number): Promise<Watcher> => {
+export const watchMaildirTree = async (root: string, handlers: WatchHandlers, clock: () => number, names?: NameEvents): Promise<Watcher> => {
   const nodes = new Map<string, Node>();
   const syncing = new Map<string, { again: boolean }>();
   let closed = false;
@@ -63,14 +79,21 @@ export const watchMaildirTree = async (root: string, handlers: WatchHandlers, cl
     if (!closed) handlers.onUncertain(account, reason);
   };
 
-  const change = (account: AccountId, folderKey: string | undefined): void => {
-    if (!closed) handlers.onChange(folderKey === undefined ? { account, at: clock() } : { account, folderKey, at: clock() });
+  const change = (account: AccountId, folderKey: string | undefined, name?: string): void => {
+    if (closed) return;
+    if (folderKey === undefined) handlers.onChange({ account, at: clock() });
+    else handlers.onChange({ account, folderKey, at: clock(), ...(name === undefined ? {} : { names: [parseFileName(name).base] }) });
+  };
+
+  const close = (node: Node): void => {
+    node.watcher.close();
+    if (node.box !== undefined && node.account !== undefined && node.folderKey !== undefined) names?.boxWatched(node.account, node.folderKey, node.box, false);
   };
 
   const unwatch = (path: string): void => {
     for (const [p, node] of nodes) {
       if (p === path || p.startsWith(path + sep)) {
-        node.watcher.close();
+        close(node);
         nodes.delete(p);
       }
     }
@@ -78,9 +101,15 @@ export const watchMaildirTree = async (root: string, handlers: WatchHandlers, cl
 
   const onEvent = (path: string, node: Node, filename: string | null): void => {
     if (closed) return;
-    const { level, account, folderKey } = node;
+    const { level, account, folderKey, box } = node;
     if (level === 'box') {
-      if (account !== undefined && folderKey !== undefined && (filename === null || !filename.startsWith('.'))) change(account, folderKey);
+      if (account === undefined || folderKey === undefined || (filename !== null && filename.startsWith('.'))) return;
+      if (filename === null || box === undefined) {
+        change(account, folderKey); // no name: the folder is listed
+        return;
+      }
+      names?.named(account, folderKey, box, filename);
+      change(account, folderKey, filename);
       return;
     }
     if (filename !== null && level === 'maildir' && filename === SUBSCRIPTIONS_FILE && account !== undefined) {
@@ -103,12 +132,14 @@ export const watchMaildirTree = async (root: string, handlers: WatchHandlers, cl
       uncertain(where.account, `cannot watch ${path}: ${errnoOf(e) ?? String(e)}`);
       return false;
     }
-    const node: Node = { level, watcher, ...where };
+    const box = level === 'box' ? boxOf(path) : undefined;
+    const node: Node = { level, watcher, ...where, ...(box === undefined ? {} : { box }) };
     watcher.on('error', (e: Error) => {
       unwatch(path);
       uncertain(where.account, `watch of ${path} failed: ${e.message}`);
     });
     nodes.set(path, node);
+    if (box !== undefined && where.account !== undefined && where.folderKey !== undefined) names?.boxWatched(where.account, where.folderKey, box, true);
     return true;
   };
 
@@ -167,7 +198,7 @@ export const watchMaildirTree = async (root: string, handlers: WatchHandlers, cl
   return {
     close: async () => {
       closed = true;
-      for (const node of nodes.values()) node.watcher.close();
+      for (const node of nodes.values()) close(node);
       nodes.clear();
     },
   };

@@ -45,6 +45,8 @@ export interface FakeSource extends Source {
   readonly reads: string[];
   /** Folder keys listed by `listFolder`, in order. */
   readonly listed: string[];
+  /** `statEntries` calls, in order: folder key and the keys asked for. */
+  readonly statted: Array<{ readonly folderKey: string; readonly keys: ReadonlyArray<string> }>;
   /** Every live change goes to the watchers (as a file system watcher would). */
   notify(change: LiveChange): void;
   uncertain(account: AccountId | undefined, reason: string): void;
@@ -66,6 +68,7 @@ export const makeFakeSource = (): FakeSource => {
   const watchers = new Set<WatchHandlers>();
   const reads: string[] = [];
   const listed: string[] = [];
+  const statted: Array<{ folderKey: string; keys: ReadonlyArray<string> }> = [];
   let clock = 0;
   let failing: string | undefined;
 
@@ -82,15 +85,21 @@ export const makeFakeSource = (): FakeSource => {
   const touch = (f: FakeFolder): void => {
     f.version = ++clock;
   };
+  const entryOf = (key: string, m: FakeMessage): MessageEntry => ({
+    sourceKey: m.sourceKey,
+    flags: [...m.flags].sort(),
+    receivedAt: m.receivedAt,
+    size: m.content.length,
+    locator: locatorOf(key, m.sourceKey),
+  });
   const entriesOf = (key: string, f: FakeFolder): MessageEntry[] =>
-    [...f.messages.values()]
-      .sort((a, b) => a.sourceKey.localeCompare(b.sourceKey))
-      .map((m) => ({ sourceKey: m.sourceKey, flags: [...m.flags].sort(), receivedAt: m.receivedAt, size: m.content.length, locator: locatorOf(key, m.sourceKey) }));
+    [...f.messages.values()].sort((a, b) => a.sourceKey.localeCompare(b.sourceKey)).map((m) => entryOf(key, m));
 
   const fake: FakeSource = {
     uri: 'fake:',
     reads,
     listed,
+    statted,
     blobDelayMs: 0,
 
     addAccount: (account, meta = {}) => {
@@ -203,6 +212,20 @@ export const makeFakeSource = (): FakeSource => {
       const f = accounts.get(account)?.folders.get(folderKey);
       if (f === undefined) return E.left(err('SourceNotFound', 'listFolder', `no folder ${folderKey}`, folderKey));
       return E.right({ meta: f.meta, entries: entriesOf(folderKey, f) });
+    },
+
+    statEntries: (account, folderKey, keys) => async () => {
+      statted.push({ folderKey, keys: [...keys] });
+      const f = accounts.get(account)?.folders.get(folderKey);
+      if (f === undefined) return E.left(err('SourceNotFound', 'statEntries', `no folder ${folderKey}`, folderKey));
+      const present: MessageEntry[] = [];
+      const absent: string[] = [];
+      for (const k of new Set(keys)) {
+        const m = f.messages.get(k);
+        if (m === undefined) absent.push(k);
+        else present.push(entryOf(folderKey, m));
+      }
+      return E.right({ present, absent });
     },
 
     openBlob: (account, locator) => async () => {
