@@ -41,7 +41,10 @@ export const defineCommand = <A>(
 });
 
 export const reportError = (error: AppError, out: Output, deps: CliDeps): void => {
-  if (out.json) deps.streams.stdout.write(JSON.stringify({ error: { kind: error._tag, message: error.message } }) + '\n');
+  if (out.json) {
+    const target = out.printedResult() ? deps.streams.stderr : deps.streams.stdout;
+    target.write(JSON.stringify({ error: { kind: error._tag, message: error.message } }) + '\n');
+  }
   else deps.streams.stderr.write(`zxbackup: ${error.message}\n`);
   deps.setExitCode(EXIT_CODES[error._tag]);
 };

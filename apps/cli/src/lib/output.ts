@@ -20,6 +20,8 @@ export interface ProgressSink {
 export interface Output {
   readonly json: boolean;
   result(value: unknown, human: () => ReadonlyArray<string>): void;
+  /** Whether `result` printed already (then a JSON error goes to stderr, keeping stdout one document). */
+  readonly printedResult: () => boolean;
   info(line: string): void;
   progress(label: string): ProgressSink;
 }
@@ -31,17 +33,22 @@ export interface OutputStreams {
 
 const PLAIN_PROGRESS_INTERVAL_MS = 2000;
 
-export const makeOutput = (json: boolean, streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr }): Output => ({
-  json,
-  result: (value, human) => {
-    if (json) streams.stdout.write(JSON.stringify(value, null, 2) + '\n');
-    else for (const line of human()) streams.stdout.write(line + '\n');
-  },
-  info: (line) => {
-    streams.stderr.write(line + '\n');
-  },
-  progress: (label) => (streams.stderr.isTTY && !json ? barProgress(label, streams.stderr) : plainProgress(label, streams.stderr)),
-});
+export const makeOutput = (json: boolean, streams: OutputStreams = { stdout: process.stdout, stderr: process.stderr }): Output => {
+  let printed = false;
+  return {
+    json,
+    printedResult: () => printed,
+    result: (value, human) => {
+      printed = true;
+      if (json) streams.stdout.write(JSON.stringify(value, null, 2) + '\n');
+      else for (const line of human()) streams.stdout.write(line + '\n');
+    },
+    info: (line) => {
+      streams.stderr.write(line + '\n');
+    },
+    progress: (label) => (streams.stderr.isTTY && !json ? barProgress(label, streams.stderr) : plainProgress(label, streams.stderr)),
+  };
+};
 
 const barProgress = (label: string, stream: NodeJS.WritableStream): ProgressSink => {
   const bar = new SingleBar(
