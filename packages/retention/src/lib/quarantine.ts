@@ -77,11 +77,14 @@ export const makeDirQuarantine = (options: DirQuarantineOptions): Quarantine => 
       }
       const actual = hash.digest('hex');
       if (reason === 'orphan' && actual !== digest) throw new Error(`the copy hashes to ${actual}`);
+      // An orphan is intact and must be copied whole. A corrupt blob is copied as far as the volume
+      // can still read it (a compressed one may fail at its first bytes): its content is wrong by
+      // definition, and the note records how much of it was saved.
       const expectedBytes = stat.right.size;
-      if (bytes !== expectedBytes) throw new Error(`copied ${bytes} bytes, the volume holds ${expectedBytes}`);
+      if (reason === 'orphan' && bytes !== expectedBytes) throw new Error(`copied ${bytes} bytes, the volume holds ${expectedBytes}`);
       await fs.writeFile(
         `${temp}.json`,
-        JSON.stringify({ format: 1, digest, reason, bytes, sha256: actual, volume: volume.name, quarantinedAt: (options.now ?? Date.now)() }),
+        JSON.stringify({ format: 1, digest, reason, bytes, complete: bytes === expectedBytes, sha256: actual, volume: volume.name, quarantinedAt: (options.now ?? Date.now)() }),
       );
       await fs.rename(temp, target);
       await fs.rename(`${temp}.json`, `${target}.json`);
