@@ -1,0 +1,316 @@
+/*
+ * Benchmark of the S3 volume (issue 5): whole `zxbackup` processes against `restic` with its s3
+ * backend, on the same S3 server, in one run.
+ *   npx tsc -b apps/cli/tsconfig.lib.json                 # the bench runs apps/cli/bin/zxbackup.cjs
+ *   eval "$(bash tools/services/s3-server.sh start)"      # the bench never starts or stops it
+ *   node_modules/.bin/ts-node --transpile-only tools/bench/s3.bench.ts [--quick] [--messages N] [--work DIR]
+ * 1. Initial SmartScan of the corpus (generate.ts, 2 domains x 5 users, seed 1) onto the S3 volume,
+ *    onto the default local volume, and `restic backup` to the S3 server. For the S3 scan the bench
+ *    polls <backup path>/cache/s3 every 0.5 s (files not yet uploaded) and reports the time from the
+ *    scan end (the stderr line "SmartScan: N/N done") to the cache being empty and to the exit.
+ * 2. Restore of one account at "last" from the S3 volume with an EMPTY cache (the files under
+ *    <backup path>/cache/s3 are deleted first, on the same backup path: every blob comes from S3)
+ *    vs `restic restore latest --include /<corpus>/<domain>/<user>` from S3.
+ * restic 0.14 (minio-go) signs every PUT over plain HTTP with aws-chunked streaming, which Swift's
+ * s3api refuses ("aws-chunked is not supported"); over HTTPS it signs UNSIGNED-PAYLOAD. So restic
+ * talks to the same server through a TLS terminator that runs inside this bench process (a
+ * self-signed certificate made with openssl, passed with --cacert). Its CPU is not in restic's
+ * figures; its latency is in restic's wall time (a handicap for the peer, so a "met" stays honest).
+ * Every figure is one process under GNU time (`/usr/bin/time -v`): wall, user+sys CPU, max RSS.
+ * The work dir (default /tmp/zxb-bench-s3) is wiped at start and kept after, with logs/. Each run
+ * uses new buckets (zxb-bench-<time>, zxb-bench-restic-<time>), left on the test server.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import * as fsp from 'node:fs/promises';
+import * as net from 'node:net';
+import { join, basename, resolve } from 'node:path';
+import * as tls from 'node:tls';
+
+const REPO = resolve(__dirname, '../..');
+const CLI = join(REPO, 'apps/cli/bin/zxbackup.cjs');
+const TSN = join(REPO, 'node_modules/.bin/ts-node');
+const TIME = '/usr/bin/time';
+const S3 = { host: '127.0.0.1', port: 9000, access: 'test:tester', secret: 'testing', region: 'us-east-1' };
+
+const argv = process.argv.slice(2);
+const opt = (name: string): string | undefined => {
+  const at = argv.indexOf(name);
+  return at >= 0 ? argv[at + 1] : undefined;
+};
+const QUICK = argv.includes('--quick');
+const MESSAGES = Number(opt('--messages') ?? (QUICK ? 2000 : 20000));
+const WORK = resolve(opt('--work') ?? '/tmp/zxb-bench-s3');
+const P = {
+  src: join(WORK, 'corpus'),
+  logs: join(WORK, 'logs'),
+  zS3: join(WORK, 'zxb-s3'),
+  zLocal: join(WORK, 'zxb-local'),
+  buckets: join(WORK, 'buckets.json'),
+  resticCache: join(WORK, 'restic-cache'),
+  tls: join(WORK, 'tls'),
+  restoreZ: join(WORK, 'restore-zxb'),
+  restoreR: join(WORK, 'restore-restic'),
+};
+const STAMP = Date.now().toString(36);
+
+const out = (s: string) => console.log(s);
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+const uptime = () => spawnSync('uptime', { encoding: 'utf8' }).stdout.trim();
+
+interface Run {
+  readonly label: string;
+  readonly wall: number;
+  readonly cpu: number;
+  readonly rssMB: number;
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const elapsed = (s: string): number => s.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
+const parseTime = (text: string): Omit<Run, 'label' | 'stdout' | 'stderr'> => {
+  const field = (name: string): string => {
+    const m = new RegExp(`^\\s*${name.replace(/[()]/g, '\\$&')}: (.*)$`, 'm').exec(text);
+    if (m?.[1] === undefined) throw new Error(`GNU time output without "${name}":\n${text}`);
+    return m[1].trim();
+  };
+  return {
+    wall: elapsed(field('Elapsed (wall clock) time (h:mm:ss or m:ss)')),
+    cpu: Number(field('User time (seconds)')) + Number(field('System time (seconds)')),
+    rssMB: Number(field('Maximum resident set size (kbytes)')) / 1024,
+    code: Number(field('Exit status')),
+  };
+};
+
+let runNo = 0;
+/** Runs `cmd args` under GNU time; `onData` sees every chunk of stdout and stderr as it comes. */
+const timed = (label: string, cmd: string, args: ReadonlyArray<string>, env: Record<string, string> = {}, onData?: (text: string) => void, cwd = REPO): Promise<Run> => {
+  mkdirSync(P.logs, { recursive: true });
+  const base = join(P.logs, `${String(++runNo).padStart(2, '0')}-${label.replace(/[^A-Za-z0-9.-]+/g, '_')}`);
+  const proc = spawn(TIME, ['-v', '-o', `${base}.time`, cmd, ...args], { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const chunks = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+  proc.stdout.on('data', (b: Buffer) => (chunks.stdout.push(b), onData?.(b.toString())));
+  proc.stderr.on('data', (b: Buffer) => (chunks.stderr.push(b), onData?.(b.toString())));
+  return new Promise<Run>((resolveRun, reject) => {
+    proc.on('error', reject);
+    proc.on('close', () => {
+      const stdout = Buffer.concat(chunks.stdout).toString();
+      const stderr = Buffer.concat(chunks.stderr).toString();
+      writeFileSync(`${base}.out`, stdout);
+      writeFileSync(`${base}.err`, `$ ${cmd} ${args.join(' ')}\n${stderr}`);
+      try {
+        const t = parseTime(readFileSync(`${base}.time`, 'utf8'));
+        if (t.code !== 0) throw new Error(`${label}: exit ${t.code}\n${stderr.split('\n').slice(-15).join('\n')}\n(logs: ${base}.*)`);
+        resolveRun({ label, ...t, stdout, stderr });
+      } catch (e) {
+        reject(e instanceof Error ? e : new Error(String(e)));
+      }
+    });
+  });
+};
+
+const fmt = (r: Pick<Run, 'wall' | 'cpu' | 'rssMB'>) => `${r.wall.toFixed(2)} s wall, ${r.cpu.toFixed(2)} s CPU, ${r.rssMB.toFixed(0)} MB max RSS`;
+const report = (r: Run, note = ''): Run => (out(`  ${r.label.padEnd(30)} ${fmt(r)}${note === '' ? '' : `  (${note})`}`), r);
+const duMB = (dir: string) => Number(spawnSync('du', ['-sb', dir], { encoding: 'utf8' }).stdout.split('\t')[0]) / 1024 / 1024;
+
+const zxbEnv = { ZXBACKUP_BUCKETS_FILE: P.buckets };
+const zxb = (label: string, backupPath: string, args: ReadonlyArray<string>, onData?: (text: string) => void) =>
+  timed(label, process.execPath, [CLI, '--backup-path', backupPath, '--json', ...args], zxbEnv, onData);
+
+// ---------------------------------------------------------------- restic through TLS
+
+let tlsPort = 0;
+const resticRepo = () => `s3:https://127.0.0.1:${tlsPort}/zxb-bench-restic-${STAMP}`;
+const resticEnv = () => ({
+  AWS_ACCESS_KEY_ID: S3.access,
+  AWS_SECRET_ACCESS_KEY: S3.secret,
+  RESTIC_PASSWORD: 'bench',
+  RESTIC_CACHE_DIR: P.resticCache,
+  RESTIC_REPOSITORY: resticRepo(),
+});
+// Run in WORK on the relative path "corpus": the snapshot then holds /corpus/<domain>/<user>.
+const restic = (label: string, args: ReadonlyArray<string>) =>
+  timed(label, 'restic', ['--cacert', join(P.tls, 'cert.pem'), '-o', `s3.region=${S3.region}`, ...args], resticEnv(), undefined, WORK);
+
+/** A TLS terminator in front of the S3 server: bytes pass unchanged (Host header included, so signatures hold). */
+const startTlsProxy = async (): Promise<tls.Server> => {
+  mkdirSync(P.tls, { recursive: true });
+  const made = spawnSync(
+    'openssl',
+    ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '2', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'],
+    { cwd: P.tls, encoding: 'utf8' },
+  );
+  if (made.status !== 0) throw new Error(`openssl: ${made.stderr}`);
+  const server = tls.createServer({ key: readFileSync(join(P.tls, 'key.pem')), cert: readFileSync(join(P.tls, 'cert.pem')) }, (client) => {
+    const upstream = net.connect(S3.port, S3.host);
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  tlsPort = (server.address() as net.AddressInfo).port;
+  return server;
+};
+
+// ---------------------------------------------------------------- cache watch
+
+/** Files (not directories) under dir: the blobs still waiting for their upload. */
+const pendingFiles = async (dir: string): Promise<number> => {
+  try {
+    return (await fsp.readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length;
+  } catch {
+    return 0;
+  }
+};
+
+interface Table {
+  readonly figure: string;
+  readonly ours: string;
+  readonly peer: string;
+  readonly ratio: string;
+  readonly target: string;
+  readonly met: string;
+}
+const rows: Table[] = [];
+const ratioRow = (figure: string, ours: Run, peerName: string, peer: Run | undefined, target?: number): void => {
+  if (peer === undefined) {
+    rows.push({ figure, ours: `${ours.wall.toFixed(2)} s`, peer: `${peerName}: n/a`, ratio: '-', target: target === undefined ? '-' : `<= ${target.toFixed(1)}x`, met: 'NO PEER' });
+    return;
+  }
+  const ratio = ours.wall / peer.wall;
+  rows.push({
+    figure,
+    ours: `${ours.wall.toFixed(2)} s`,
+    peer: `${peerName} ${peer.wall.toFixed(2)} s`,
+    ratio: `${ratio.toFixed(2)}x (cpu ${(ours.cpu / Math.max(0.01, peer.cpu)).toFixed(2)}x)`,
+    target: target === undefined ? '-' : `<= ${target.toFixed(1)}x`,
+    met: target === undefined ? '-' : ratio <= target ? 'yes' : 'NO',
+  });
+};
+
+const requirements = (): boolean => {
+  let ok = true;
+  if (spawnSync('bash', [join(REPO, 'tools/services/s3-server.sh'), 'status'], { stdio: 'ignore' }).status !== 0) {
+    out('The S3 server is not running on 127.0.0.1:9000. Start it with:\n  eval "$(bash tools/services/s3-server.sh start)"');
+    ok = false;
+  }
+  if (!existsSync(TIME)) (out('GNU time is missing: apt-get install -y time'), (ok = false));
+  if (!existsSync(CLI) || spawnSync(process.execPath, [CLI, '--help'], { stdio: 'ignore' }).status !== 0) {
+    out('The CLI does not run: npx tsc -b apps/cli/tsconfig.lib.json');
+    ok = false;
+  }
+  return ok;
+};
+
+const main = async (): Promise<void> => {
+  if (!requirements()) process.exit(2);
+  const hasRestic = spawnSync('restic', ['version'], { encoding: 'utf8' });
+  rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  out(`S3 benchmark: ${MESSAGES} messages, work dir ${WORK}, ${hasRestic.status === 0 ? hasRestic.stdout.trim() : 'restic MISSING'}`);
+  out(`load at start: ${uptime()}`);
+
+  out('Corpus (tools/corpus/generate.ts, 2 domains x 5 users, seed 1)');
+  report(
+    await timed('generate', process.execPath, [TSN, '--transpile-only', join(REPO, 'tools/corpus/generate.ts'), '--out', P.src, '--messages', String(MESSAGES), '--domains', '2', '--users', '5', '--seed', '1']),
+    `${duMB(P.src).toFixed(0)} MB on disk`,
+  );
+
+  // ---- 1. initial backups
+  out(`1. Initial backup (${uptime()})`);
+  await zxb('setBackupVolume S3', P.zS3, [
+    'setBackupVolume', 'S3', '--bucket-name', `zxb-bench-${STAMP}`, '--access-key', S3.access, '--secret', S3.secret,
+    '--region', S3.region, '--url', `http://${S3.host}:${S3.port}`, '--volume-prefix', 'px',
+  ]);
+  const cacheDir = join(P.zS3, 'cache', 's3');
+  const t0 = Date.now();
+  let scanEnd: number | undefined;
+  let text = '';
+  let running = true;
+  let peak = 0;
+  let emptyAt: number | undefined;
+  const watch = (async () => {
+    while (running) {
+      const n = await pendingFiles(cacheDir);
+      peak = Math.max(peak, n);
+      if (scanEnd !== undefined && n === 0 && emptyAt === undefined) emptyAt = Date.now();
+      if (n > 0) emptyAt = undefined;
+      await sleep(500);
+    }
+  })();
+  const zS3 = report(
+    await zxb('zxbackup SmartScan -> S3', P.zS3, ['doSmartScan', 'start', '--source', `maildir:${P.src}`], (chunk) => {
+      text += chunk;
+      for (const m of text.matchAll(/SmartScan: (\d+)\/(\d+) done/g)) if (m[1] === m[2] && scanEnd === undefined) scanEnd = Date.now();
+      text = text.slice(-200);
+    }),
+  );
+  const exitAt = Date.now();
+  running = false;
+  await watch;
+  const leftover = await pendingFiles(cacheDir);
+  if (scanEnd === undefined) out('  (no "SmartScan: N/N done" line seen: scan-end figures unavailable)');
+  else {
+    const empty = emptyAt ?? (leftover === 0 ? exitAt : undefined);
+    out(`  scan itself ${((scanEnd - t0) / 1000).toFixed(2)} s; scan end -> cache empty ${empty === undefined ? `NOT EMPTY (${leftover} files left)` : `${(Math.max(0, empty - scanEnd) / 1000).toFixed(1)} s`} (polled every 0.5 s); scan end -> exit ${((exitAt - scanEnd) / 1000).toFixed(2)} s; peak ${peak} blobs waiting in the cache`);
+  }
+  const zLocal = report(await zxb('zxbackup SmartScan -> local', P.zLocal, ['doSmartScan', 'start', '--source', `maildir:${P.src}`]));
+
+  let proxy: tls.Server | undefined;
+  let rBackup: Run | undefined;
+  let resticProblem: string | undefined;
+  if (hasRestic.status !== 0) resticProblem = 'restic is not installed (apt-get install -y restic)';
+  else {
+    try {
+      proxy = await startTlsProxy();
+      await restic('restic init', ['init']);
+      rBackup = report(await restic('restic backup -> S3', ['backup', basename(P.src)]));
+    } catch (e) {
+      resticProblem = String(e).split('\n').slice(0, 4).join(' | ');
+    }
+  }
+  if (resticProblem !== undefined) out(`  RESTIC COULD NOT RUN AGAINST THE S3 SERVER: ${resticProblem}`);
+  ratioRow('initial backup: SmartScan -> S3', zS3, 'restic backup s3', rBackup, 1.0);
+  ratioRow('SmartScan -> S3 vs -> local', zS3, 'SmartScan local', zLocal);
+
+  // ---- 2. restore of one account
+  const accounts = (JSON.parse((await zxb('getAvailableAccounts', P.zS3, ['getAvailableAccounts'])).stdout) as Array<{ account: string }>).map((a) => a.account).sort();
+  const account = accounts[0];
+  if (account === undefined) throw new Error('no account in the backup');
+  const [user = '', domain = ''] = account.split('@');
+  const messages = (await fsp.readdir(join(P.src, domain, user), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /\/(cur|new)$/.test(e.parentPath)).length;
+  out(`2. Restore of ${account} (${messages} message files) at "last" (${uptime()})`);
+  // The cache holds only blobs not yet uploaded: emptying it makes every read go to S3.
+  rmSync(cacheDir, { recursive: true, force: true });
+  mkdirSync(P.restoreZ, { recursive: true });
+  const zRestore = report(await zxb('zxbackup restore <- S3', P.zS3, ['doRestoreOnNewAccount', account, `${user}-r@${domain}`, 'last', '--target', `maildir:${P.restoreZ}`]), 'cache/s3 deleted first');
+  out(`  restored ${duMB(P.restoreZ).toFixed(1)} MB (source account ${duMB(join(P.src, domain, user)).toFixed(1)} MB)`);
+  let rRestore: Run | undefined;
+  if (rBackup !== undefined) {
+    try {
+      rRestore = report(await restic('restic restore <- S3', ['restore', 'latest', '--target', P.restoreR, '--include', `/${basename(P.src)}/${domain}/${user}`]));
+      const got = existsSync(P.restoreR) ? duMB(P.restoreR) : 0;
+      out(`  restored ${got.toFixed(1)} MB`);
+      if (got === 0) (out('  restic restored NOTHING: its figure is not comparable'), (rRestore = undefined));
+    } catch (e) {
+      out(`  restic restore failed: ${String(e).split('\n').slice(0, 4).join(' | ')}`);
+    }
+  }
+  ratioRow(`restore ${account} <- S3 (empty cache)`, zRestore, 'restic restore s3', rRestore, 1.0);
+  proxy?.close();
+
+  out('');
+  const head: Table = { figure: 'figure', ours: 'ours', peer: 'peer', ratio: 'ratio (wall)', target: 'target', met: 'met?' };
+  const all = [head, ...rows];
+  const w = (k: keyof Table) => Math.max(...all.map((r) => r[k].length));
+  for (const r of all) out(`${r.figure.padEnd(w('figure'))} | ${r.ours.padStart(w('ours'))} | ${r.peer.padEnd(w('peer'))} | ${r.ratio.padEnd(w('ratio'))} | ${r.target.padEnd(w('target'))} | ${r.met}`);
+  out('');
+  out(`load at end: ${uptime()}`);
+  out(`logs: ${P.logs}`);
+};
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
