@@ -41,10 +41,14 @@ const main = async (argv: ReadonlyArray<string>): Promise<number> => {
   }
   const planned = service.right.scheduler.planned();
   log(`zxbackup service running on ${root}; next SmartScan ${planned ? new Date(planned.at).toISOString() : 'not scheduled'}`);
+  // Watches are not persistent and the scheduler may have nothing planned: this timer keeps the
+  // service alive until a signal arrives.
+  const keepAlive = setInterval(() => undefined, 1 << 30);
   const signal = await new Promise<NodeJS.Signals>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
   });
+  clearInterval(keepAlive);
   log(`${signal}: stopping`);
   await service.right.stop();
   await session.right.close();

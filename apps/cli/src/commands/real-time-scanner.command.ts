@@ -22,7 +22,11 @@ interface RealTimeArgs {
 
 const waitForSignal = (): Promise<NodeJS.Signals> =>
   new Promise((resolve) => {
+    // The watches do not keep the process alive (they are not persistent): this timer does,
+    // until a signal arrives.
+    const keepAlive = setInterval(() => undefined, 1 << 30);
     const onSignal = (signal: NodeJS.Signals) => {
+      clearInterval(keepAlive);
       process.off('SIGINT', onSignal);
       process.off('SIGTERM', onSignal);
       resolve(signal);
