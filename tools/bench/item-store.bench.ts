@@ -3,11 +3,13 @@
  *   npx ts-node --transpile-only tools/bench/item-store.bench.ts
  * 1. appends/s: 1,000,000 transactions over 10,000 items (10 accounts), commits of 1,000 changes.
  * 2. forEachItemAt(account, T) over one account of 100,000 items, T in the past (3 entries each).
- * Targets: >= 50,000 appends/s, < 2 s.
+ * Targets: >= 50,000 appends/s, < 2 s. Wall figures depend on what else the machine runs (the
+ * load average is printed before and after); CPU seconds (all threads of the process, LevelDB's
+ * included) compare better between runs on a busy machine.
  */
 import * as E from 'fp-ts/Either';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AccountId, ItemChange, ItemId, MetadataStore, TxId } from '../../packages/item-store/src/index';
 import { openMetadataStore } from '../../packages/item-store/src/index';
@@ -90,7 +92,10 @@ const fillBig = async (store: MetadataStore, account: AccountId): Promise<{ past
   return { past: at(1) + BIG_ITEMS + 10 }; // every item is in its second state
 };
 
+const load = () => `load average ${loadavg().map((l) => l.toFixed(2)).join(', ')}`;
+
 const main = async () => {
+  console.log(`start: ${load()}`);
   const dir = mkdtempSync(join(tmpdir(), 'zxb-bench-'));
   try {
     const store = await must(openMetadataStore(join(dir, 'metadata')));
@@ -117,6 +122,7 @@ const main = async () => {
       console.log(`forEachItemAt(${BIG_ITEMS} items, ${at === 'now' ? "'now'" : 'T in the past'}): ${fmt(qs)}${at === 'now' ? '' : ' (target < 2 s)'}`);
     }
     await must(store.close());
+    console.log(`end: ${load()}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -195,7 +195,10 @@ const requirements = (): boolean => {
     out('The S3 server is not running on 127.0.0.1:9000. Start it with:\n  eval "$(bash tools/services/s3-server.sh start)"');
     ok = false;
   }
-  if (!existsSync(TIME)) (out('GNU time is missing: apt-get install -y time'), (ok = false));
+  if (!existsSync(TIME)) {
+    out('GNU time is missing: apt-get install -y time');
+    ok = false;
+  }
   if (!existsSync(CLI) || spawnSync(process.execPath, [CLI, '--help'], { stdio: 'ignore' }).status !== 0) {
     out('The CLI does not run: npx tsc -b apps/cli/tsconfig.lib.json');
     ok = false;
@@ -292,7 +295,10 @@ const main = async (): Promise<void> => {
       rRestore = report(await restic('restic restore <- S3', ['restore', 'latest', '--target', P.restoreR, '--include', `/${basename(P.src)}/${domain}/${user}`]));
       const got = existsSync(P.restoreR) ? duMB(P.restoreR) : 0;
       out(`  restored ${got.toFixed(1)} MB`);
-      if (got === 0) (out('  restic restored NOTHING: its figure is not comparable'), (rRestore = undefined));
+      if (got === 0) {
+        out('  restic restored NOTHING: its figure is not comparable');
+        rRestore = undefined;
+      }
     } catch (e) {
       out(`  restic restore failed: ${String(e).split('\n').slice(0, 4).join(' | ')}`);
     }
