@@ -12,6 +12,7 @@ export type {
   CommitBatch,
   CommitSummary,
   DeletedItemRef,
+  DeletionIndexRepair,
   MetadataStore,
   ConfigStore,
   OperationStore,
@@ -23,6 +24,7 @@ export {
   ServerStamp,
   AccountInfo,
   BACKUP_PATH_FORMAT_VERSION,
+  STORE_FORMAT_VERSION,
   isOperationId,
 } from './lib/records';
 export { decodeWith, decodeVersioned, decodeTransaction, parseJson, reportErrors } from './lib/decode';
@@ -39,7 +41,7 @@ export {
   decodeHistory,
   encodeHistory,
 } from './lib/history';
-export type { LevelDb } from './lib/metadata-store';
+export type { LevelDb, MetadataStoreOptions, OpenMetadataStoreOptions } from './lib/metadata-store';
 export { makeMetadataStore, openMetadataStore } from './lib/metadata-store';
 export type { BackupPath, WriteLock } from './lib/backup-path';
 export { localServerId, initBackupPath, openBackupPath, acquireWriteLock, LOCK_STALE_MS } from './lib/backup-path';

@@ -1,3 +1,4 @@
+import type * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
 import type * as O from 'fp-ts/Option';
 import type { AccountId, History, ItemId, ItemMeta, Transaction, TxId } from './codecs';
@@ -94,6 +95,14 @@ export interface DeletedItemRef {
   readonly tx: TxId;
 }
 
+/** What `rebuildDeletionIndex` changed. */
+export interface DeletionIndexRepair {
+  /** Entries of items that do not exist or are not deleted at that instant (by that tx). */
+  readonly removed: number;
+  /** Deleted items that had no entry. */
+  readonly added: number;
+}
+
 export interface MetadataStore {
   /**
    * Atomically record a batch. A change whose `tx` is not above the item's last tx, or whose
@@ -107,8 +116,25 @@ export interface MetadataStore {
   getHistory(account: AccountId, itemId: ItemId): TE.TaskEither<StoreError, O.Option<History>>;
   /** Replace a whole history (archive import, purge of old entries). Rebuilds the indexes. */
   putHistory(account: AccountId, itemId: ItemId, history: History): TE.TaskEither<StoreError, void>;
-  /** Remove an item entirely (purge). */
+  /**
+   * Remove an item entirely (purge): its rows, head and deletion-index entry, and its count in
+   * the account stat, in one batch. The history is not decoded (a damaged one goes too); only
+   * the small head is, to find the index entry. Removing an absent item does nothing.
+   */
   removeItem(account: AccountId, itemId: ItemId): TE.TaskEither<StoreError, void>;
+  /**
+   * Remove an account: every item (each in its own atomic batch, as `removeItem`), then its
+   * account stat, so that it leaves `listAccounts`. A crash part way leaves the stat and some
+   * items; running it again finishes. Resolves to the number of items removed. Deletion-index
+   * entries found through no item head (already dangling) stay for `rebuildDeletionIndex`.
+   */
+  removeAccount(account: AccountId): TE.TaskEither<StoreError, number>;
+  /**
+   * Make the deletion index agree with the items' heads: drop entries whose item does not
+   * exist or is not deleted at that instant by that transaction, add the missing ones.
+   * `account` limits it to that account's entries. Streams; safe to rerun after a crash.
+   */
+  rebuildDeletionIndex(account?: AccountId): TE.TaskEither<StoreError, DeletionIndexRepair>;
   /** State of one item at instant T (none if it did not exist or was deleted at T). */
   stateAt(account: AccountId, itemId: ItemId, at: number): TE.TaskEither<StoreError, O.Option<Transaction>>;
   stateAtTx(account: AccountId, itemId: ItemId, tx: TxId): TE.TaskEither<StoreError, O.Option<Transaction>>;
@@ -125,6 +151,17 @@ export interface MetadataStore {
   forEachHistory(
     account: AccountId | undefined,
     visit: (account: AccountId, itemId: ItemId, history: History) => void | Promise<void>,
+  ): TE.TaskEither<StoreError, number>;
+  /**
+   * `forEachHistory` that does not stop at a history it cannot read: the visitor gets each
+   * history as an Either (Left: a `DecodeError` naming the row key and the field, or the broken
+   * invariant), with the account and item id of its keys, and the traversal goes on. A Left of
+   * the whole traversal is a failure of the store itself (I/O, a visitor that threw, a key that
+   * names no valid account or item id). Resolves to the number of histories visited.
+   */
+  forEachHistoryEither(
+    account: AccountId | undefined,
+    visit: (account: AccountId, itemId: ItemId, history: E.Either<StoreError, History>) => void | Promise<void>,
   ): TE.TaskEither<StoreError, number>;
   /**
    * Items whose current state is `delete`, deleted in [from, to), from the deletion index

@@ -34,11 +34,15 @@ export interface Step {
 const CONTROL_FIELDS = new Set(['tx', 'start', 'end', 'op', 'digest', 'size']);
 
 /** The metadata part of a transaction (what a `delete` repeats, what identity compares). */
-export const metaOf = (entry: Transaction): ItemMeta => {
+export const metaOf = (entry: Transaction | ItemMeta): ItemMeta => {
   const meta: Record<string, unknown> = {};
   for (const k of Object.keys(entry)) if (!CONTROL_FIELDS.has(k)) meta[k] = (entry as Record<string, unknown>)[k];
   return meta as ItemMeta;
 };
+
+/** `meta` without stray control fields (which must never override the entry's own). */
+export const cleanMeta = (meta: ItemMeta): ItemMeta =>
+  'tx' in meta || 'start' in meta || 'end' in meta || 'op' in meta || 'digest' in meta || 'size' in meta ? metaOf(meta) : meta;
 
 /** Equality of JSON values, where a property set to `undefined` counts as absent (as in JSON). */
 export const jsonEqual = (a: unknown, b: unknown): boolean => {
@@ -57,23 +61,38 @@ export const jsonEqual = (a: unknown, b: unknown): boolean => {
 
 const isInstant = (n: number): boolean => Number.isSafeInteger(n) && n >= 0;
 
-const makeEntry = (
-  head: { tx: TxId; start: number; op: Transaction['op'] },
-  meta: ItemMeta,
-  digest: string | undefined,
-  size: number | undefined,
-): Transaction =>
-  // The first object fixes the key order of the JSON ({tx,start,end,op,...meta}); the last one
-  // makes sure stray fields of `meta` can never override the control fields.
-  Object.assign(
-    { tx: head.tx, start: head.start, end: null, op: head.op },
-    meta,
-    digest === undefined ? {} : { digest },
-    size === undefined ? {} : { size },
-    { tx: head.tx, start: head.start, end: null, op: head.op },
-  ) as Transaction;
+/**
+ * What deciding the next step needs of an item's last entry. The store keeps this (not whole
+ * transactions) for the items it appends to: its metadata as JSON text, which is what a row is
+ * made of anyway, and one string is far cheaper to keep in memory than an object graph.
+ */
+export interface LastState {
+  readonly tx: TxId;
+  readonly start: number;
+  readonly op: Transaction['op'];
+  /** `JSON.stringify` of the metadata without control fields (see `cleanMeta`). */
+  readonly metaJson: string;
+  // Always present (undefined when absent): one object shape for all, which V8 handles fastest.
+  readonly digest: string | undefined;
+  readonly size: number | undefined;
+}
 
-const checkOrder = (last: Transaction | undefined, tx: TxId, at: number, op: string, key?: string): E.Either<StoreError, void> => {
+export const lastStateOf = (e: Transaction): LastState => ({ tx: e.tx, start: e.start, op: e.op, metaJson: JSON.stringify(metaOf(e)), digest: e.digest, size: e.size });
+
+/**
+ * Whether metadata equals the last state's. Equal JSON values (`jsonEqual`) always serialize to
+ * texts of one length (only the key order may differ), so texts of different lengths settle it
+ * without parsing; equal texts too. Only same-length, different texts are compared as values.
+ */
+const sameMeta = (lastJson: string, json: string, meta: ItemMeta): boolean =>
+  lastJson.length === json.length && (lastJson === json || jsonEqual(JSON.parse(lastJson) as unknown, meta));
+
+/** The entry a step records: `meta` must be clean (no control fields). */
+export const makeEntry = (head: { tx: TxId; start: number; op: Transaction['op'] }, meta: ItemMeta, digest: string | undefined, size: number | undefined): Transaction =>
+  // The first object fixes the key order of the JSON ({tx,start,end,op,...meta}).
+  Object.assign({ tx: head.tx, start: head.start, end: null, op: head.op }, meta, digest === undefined ? {} : { digest }, size === undefined ? {} : { size }) as Transaction;
+
+const checkOrder = (last: LastState | undefined, tx: TxId, at: number, op: string, key?: string): E.Either<StoreError, void> => {
   if (!isInstant(at)) return E.left(storeError.decode(op, `instant ${at} is not a non-negative integer of epoch milliseconds`, key));
   if (last === undefined) return E.right(undefined);
   if (tx <= last.tx) {
@@ -88,22 +107,34 @@ const checkOrder = (last: Transaction | undefined, tx: TxId, at: number, op: str
 };
 
 /**
- * Record a new state after `last` (the item's last entry, undefined for a new item).
- * None when the state equals the current one: nothing to record.
+ * The op of the entry a new state records after `last` (undefined for a new item): `create`
+ * for a new or deleted item, `update` otherwise; None when the state equals the current one.
+ * `s.meta` must be clean and `metaJson` its JSON text.
  */
-export const stepAppend = (last: Transaction | undefined, s: NewState, key?: string): E.Either<StoreError, O.Option<Step>> => {
+export const appendOp = (last: LastState | undefined, s: NewState, metaJson: string, key?: string): E.Either<StoreError, O.Option<Transaction['op']>> => {
   const ordered = checkOrder(last, s.tx, s.at, 'appendState', key);
   if (E.isLeft(ordered)) return ordered;
-  if (last !== undefined && last.op !== 'delete' && last.digest === s.digest && last.size === s.size && jsonEqual(metaOf(last), s.meta)) {
-    return E.right(O.none);
-  }
-  const op = last === undefined || last.op === 'delete' ? 'create' : 'update';
-  return E.right(
-    O.some({
+  if (last === undefined || last.op === 'delete') return E.right(O.some('create'));
+  if (last.digest === s.digest && last.size === s.size && sameMeta(last.metaJson, metaJson, s.meta)) return E.right(O.none);
+  return E.right(O.some('update'));
+};
+
+/** Whether a deletion records an entry after `last`: None for an unknown or deleted item. */
+export const deleteOp = (last: LastState | undefined, d: Deletion, key?: string): E.Either<StoreError, O.Option<'delete'>> => {
+  const ordered = checkOrder(last, d.tx, d.at, 'markDeleted', key);
+  if (E.isLeft(ordered)) return ordered;
+  return E.right(last === undefined || last.op === 'delete' ? O.none : O.some('delete'));
+};
+
+/** Record a new state after `last` (the item's last entry). None when the state equals the current one. */
+export const stepAppend = (last: Transaction | undefined, s: NewState, key?: string): E.Either<StoreError, O.Option<Step>> => {
+  const meta = cleanMeta(s.meta);
+  return E.map(
+    O.map((op: Transaction['op']): Step => ({
       closed: last === undefined ? O.none : O.some({ ...last, end: s.at }),
-      entry: makeEntry({ tx: s.tx, start: s.at, op }, s.meta, s.digest, s.size),
-    }),
-  );
+      entry: makeEntry({ tx: s.tx, start: s.at, op }, meta, s.digest, s.size),
+    })),
+  )(appendOp(last === undefined ? undefined : lastStateOf(last), { ...s, meta }, JSON.stringify(meta), key));
 };
 
 /**
@@ -111,17 +142,13 @@ export const stepAppend = (last: Transaction | undefined, s: NewState, key?: str
  * so a deleted item still says what it was and where it lived. None if there is nothing to
  * delete (unknown item, or already deleted).
  */
-export const stepDelete = (last: Transaction | undefined, d: Deletion, key?: string): E.Either<StoreError, O.Option<Step>> => {
-  const ordered = checkOrder(last, d.tx, d.at, 'markDeleted', key);
-  if (E.isLeft(ordered)) return ordered;
-  if (last === undefined || last.op === 'delete') return E.right(O.none);
-  return E.right(
-    O.some({
-      closed: O.some({ ...last, end: d.at }),
-      entry: makeEntry({ tx: d.tx, start: d.at, op: 'delete' }, metaOf(last), last.digest, last.size),
+export const stepDelete = (last: Transaction | undefined, d: Deletion, key?: string): E.Either<StoreError, O.Option<Step>> =>
+  E.map(
+    O.map((): Step => {
+      const l = last as Transaction;
+      return { closed: O.some({ ...l, end: d.at }), entry: makeEntry({ tx: d.tx, start: d.at, op: 'delete' }, metaOf(l), l.digest, l.size) };
     }),
-  );
-};
+  )(deleteOp(last === undefined ? undefined : lastStateOf(last), d, key));
 
 const applyStep = (history: History, step: Step): History => [
   ...history.slice(0, O.isSome(step.closed) ? -1 : history.length),

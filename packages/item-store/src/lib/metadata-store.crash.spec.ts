@@ -61,7 +61,13 @@ describe('metadata store crash safety (classic-level)', () => {
       }),
     );
     const stat = O.toNullable(await run(store.getAccountStat(account)));
+    // every head names the last row of its item (it is read with that row and checked against it)
+    const current = new Map<string, number>();
+    await run(store.forEachItemAt(account, 'now', (id, s) => void current.set(id, s.tx)));
+    const lastOf = new Map<string, number>();
+    await run(store.forEachHistory(account, (_a, id, h) => void lastOf.set(id, h[h.length - 1]?.tx ?? 0)));
     await run(store.close());
+    expect(current).toEqual(lastOf);
 
     expect(items).toBe(25);
     expect(transactions % BATCH).toBe(0); // no half batch

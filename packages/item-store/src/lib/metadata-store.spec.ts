@@ -3,7 +3,7 @@ import * as O from 'fp-ts/Option';
 import { MemoryLevel } from 'memory-level';
 import type { AccountStat, ItemChange, MetadataStore } from './api';
 import type { History, Transaction } from './codecs';
-import { validateHistory } from './history';
+import { stateAt, validateHistory } from './history';
 import { makeMetadataStore, type LevelDb } from './metadata-store';
 import { acc, entry, expectLeft, iid, msg, run, txid } from './util.spec-helper';
 
@@ -173,12 +173,29 @@ describe('metadata store (memory-level)', () => {
 
   it('decodes what it reads: a corrupted row is a DecodeError naming its key', async () => {
     await run(store.commit({ changes: [up(alice, 'm1', 1, 100, 'a')] }));
-    await db.put(`t!${alice}!m1!${'1'.padStart(16, '0')}`, '{"tx":1,"start":100,"end":null,"op":"create","kind":"message"}');
+    const key = `t!${alice}!m1!${'1'.padStart(16, '0')}`;
+    await db.put(key, '{"tx":1,"start":100,"op":"create","kind":"message"}');
     const e = expectLeft(await store.getHistory(alice, iid('m1'))(), 'DecodeError');
-    expect(e.key).toBe(`t!${alice}!m1!0000000000000001`);
+    expect(e.key).toBe(key);
     expect(e.message).toMatch(/folderId/);
+    // a stored row never carries `end` (it is derived): one that does is not believed
+    await db.put(key, JSON.stringify({ tx: 1, start: 100, end: 5, op: 'create', ...msg('a') }));
+    expect(expectLeft(await store.getHistory(alice, iid('m1'))(), 'DecodeError').message).toMatch(/end/);
+    // nor a row holding another transaction than its key names
+    await db.put(key, JSON.stringify({ tx: 2, start: 100, op: 'create', ...msg('a') }));
+    expectLeft(await store.getHistory(alice, iid('m1'))(), 'DecodeError');
     await db.put(`c!${alice}!m9`, 'not json');
     expect(expectLeft(await store.commit({ changes: [up(alice, 'm9', 2, 200, 'b')] })(), 'DecodeError').key).toBe(`c!${alice}!m9`);
+  });
+
+  it('refuses a head that names a missing row or disagrees with it', async () => {
+    await run(store.commit({ changes: [up(alice, 'm1', 1, 100, 'a')] }));
+    const fresh = () => makeMetadataStore(db, { headCacheSize: 0 });
+    await db.put(`c!${alice}!m1`, JSON.stringify({ tx: 1, start: 99, op: 'create' }));
+    expectLeft(await fresh().commit({ changes: [up(alice, 'm1', 2, 200, 'b')] })(), 'DecodeError');
+    expectLeft(await fresh().forEachItemAt(alice, 'now', () => undefined)(), 'DecodeError');
+    await db.put(`c!${alice}!m1`, JSON.stringify({ tx: 7, start: 100, op: 'create' }));
+    expect(expectLeft(await fresh().commit({ changes: [up(alice, 'm1', 8, 200, 'b')] })(), 'DecodeError').key).toBe(`t!${alice}!m1!${'7'.padStart(16, '0')}`);
   });
 
   it('rejects account stats of an unknown format', async () => {
@@ -188,10 +205,13 @@ describe('metadata store (memory-level)', () => {
 
   it('rejects a database holding another layout version', async () => {
     const other = new MemoryLevel<string, string>();
-    await other.put('v', JSON.stringify({ format: 2, layout: 'zxbackup-metadata' }));
-    const s = makeMetadataStore(other);
-    expectLeft(await s.listAccounts()(), 'UnsupportedFormat');
-    await run(s.close());
+    // 1: the layout whose rows carried `end` (no migration); 3: a newer zxbackup's
+    for (const format of [1, 3]) {
+      await other.put('v', JSON.stringify({ format, layout: 'zxbackup-metadata' }));
+      const s = makeMetadataStore(other);
+      expectLeft(await s.listAccounts()(), 'UnsupportedFormat');
+    }
+    await other.close();
   });
 
   it('reports a failing visitor as an IOError with its cause', async () => {
@@ -205,5 +225,154 @@ describe('metadata store (memory-level)', () => {
     const results = await Promise.all([1, 2, 3, 4].map((i) => store.commit({ changes: [up(alice, 'm1', i, i * 100, `s${i}`)] })()));
     expect(results.every(E.isRight)).toBe(true);
     expect((await history(store, alice, 'm1')).map((e) => e.tx)).toEqual([1, 2, 3, 4]);
+  });
+  it('an append writes its row and the head only: earlier rows are never rewritten', async () => {
+    await run(store.commit({ changes: [up(alice, 'm1', 1, 100, 'a')] }));
+    const first = await db.get(`t!${alice}!m1!${'1'.padStart(16, '0')}`);
+    const writes: string[] = [];
+    // every write, whether the store uses an array batch or a chained one
+    type Chained = { put: (k: string, v: string) => Chained; del: (k: string) => Chained };
+    const real = db.batch.bind(db) as unknown as (ops?: Array<{ type: string; key: string }>) => Chained | Promise<void>;
+    const part = (k: string) => k.split('!')[0] ?? '';
+    (db as unknown as { batch: typeof real }).batch = (ops) => {
+      if (ops !== undefined) {
+        writes.push(...ops.map((o) => `${o.type} ${part(o.key)}`));
+        return real(ops);
+      }
+      const b = real() as Chained;
+      const put = b.put.bind(b);
+      const delOp = b.del.bind(b);
+      b.put = (k, v) => (writes.push(`put ${part(k)}`), put(k, v));
+      b.del = (k) => (writes.push(`del ${part(k)}`), delOp(k));
+      return b;
+    };
+    await run(store.commit({ changes: [up(alice, 'm1', 2, 200, 'b')] }));
+    expect(writes.sort()).toEqual(['put a', 'put c', 'put t']);
+    expect(await db.get(`t!${alice}!m1!${'1'.padStart(16, '0')}`)).toBe(first);
+    expect(first).not.toMatch(/"end"/);
+    // readers derive the end from the next row's start
+    expect((await history(store, alice, 'm1')).map((e) => e.end)).toEqual([200, null]);
+  });
+
+  it('answers forEachItemAt(T) like stateAt over each whole history, at every instant', async () => {
+    // ids sharing prefixes, zero-length intervals (two changes at one instant), deletes, re-creations
+    const ids = ['m1', 'm1.x', 'm10', 'm2', 'z'];
+    const changes: ItemChange[] = [];
+    let tx = 0;
+    for (let round = 0; round < 12; round++) {
+      ids.forEach((id, i) => {
+        const at = 100 + round * 10 + (round % 3 === 0 ? 0 : i);
+        if ((round + i) % 5 === 4) changes.push(del(alice, id, ++tx, at));
+        else if ((round * i) % 4 !== 1) changes.push(up(alice, id, ++tx, at, `${id} r${round}`));
+      });
+    }
+    changes.push(up(bob, 'm1', ++tx, 50, 'bob'));
+    await run(store.commit({ changes }));
+    const histories = new Map<string, History>();
+    await run(store.forEachHistory(alice, (_a, id, h) => void histories.set(id, h)));
+    expect([...histories.keys()]).toEqual(ids);
+    for (let at = 90; at <= 230; at++) {
+      const seen = new Map<string, Transaction>();
+      await run(store.forEachItemAt(alice, at, (id, s) => void seen.set(id, s)));
+      const expected = new Map<string, Transaction>();
+      for (const [id, h] of histories) {
+        const s = stateAt(h, at);
+        if (O.isSome(s)) expected.set(id, s.value);
+      }
+      expect(seen).toEqual(expected);
+    }
+  });
+
+  it('forEachHistoryEither hands over an unreadable history as a Left and goes on', async () => {
+    await run(store.commit({ changes: [up(alice, 'm1', 1, 100, 'a'), up(alice, 'm2', 2, 100, 'b'), up(alice, 'm2', 3, 200, 'b2'), up(bob, 'm3', 4, 100, 'c')] }));
+    await db.put(`t!${alice}!m2!${'2'.padStart(16, '0')}`, '{"tx":2,"start":"yesterday"');
+    const seen: Array<[string, string, string]> = [];
+    const n = await run(
+      store.forEachHistoryEither(undefined, (a, i, h) => void seen.push([a, i, E.isRight(h) ? `${h.right.length} entries` : `${h.left._tag} ${h.left.key ?? ''}`])),
+    );
+    expect(n).toBe(3);
+    expect(seen).toEqual([
+      [alice, 'm1', '1 entries'],
+      [alice, 'm2', `DecodeError t!${alice}!m2!0000000000000002`],
+      [bob, 'm3', '1 entries'],
+    ]);
+    // the strict traversal stops there
+    expectLeft(await store.forEachHistory(undefined, () => undefined)(), 'DecodeError');
+    // broken invariants (a start going back in time) are a Left too
+    await db.put(`t!${alice}!m2!${'2'.padStart(16, '0')}`, JSON.stringify({ tx: 2, start: 300, op: 'create', ...msg('b') }));
+    const lefts: string[] = [];
+    await run(store.forEachHistoryEither(alice, (_a, i, h) => void (E.isLeft(h) && lefts.push(i))));
+    expect(lefts).toEqual(['m2']);
+  });
+
+  it('removes an item without decoding its history', async () => {
+    await run(store.commit({ changes: [up(alice, 'm1', 1, 100, 'a'), up(alice, 'm1', 2, 200, 'b'), del(alice, 'm1', 3, 300), up(alice, 'm2', 4, 100, 'c')] }));
+    await db.put(`t!${alice}!m1!${'1'.padStart(16, '0')}`, 'garbage');
+    await run(store.removeItem(alice, iid('m1')));
+    expect(await run(store.getHistory(alice, iid('m1')))).toEqual(O.none);
+    expect(await run(store.deletedBetween(0, 1000))).toEqual([]);
+    expect(O.toNullable(await run(store.getAccountStat(alice)))).toMatchObject({ items: 1, deletedItems: 0 });
+    const keys: string[] = [];
+    for await (const k of db.keys()) keys.push(k);
+    expect(keys.filter((k) => k.includes('!m1'))).toEqual([]);
+    await run(store.removeItem(alice, iid('m1'))); // absent: nothing to do
+    await run(store.removeItem(acc('nobody@example.test'), iid('m1')));
+    expect(await run(store.listAccounts())).toEqual([alice]);
+  });
+
+  it('removes a whole account, chunk by chunk, and it leaves listAccounts', async () => {
+    const many = Array.from({ length: 2_300 }, (_, i) => up(alice, `m${i}`, i + 1, 100, `s${i}`));
+    await run(store.commit({ changes: many }));
+    await run(store.commit({ changes: [del(alice, 'm5', 5_000, 200), up(alice, 'm6', 5_001, 200, 'again'), up(bob, 'm1', 5_002, 100, 'bob')] }));
+    await db.put(`c!${alice}!headless`, JSON.stringify({ tx: 9_000, start: 300, op: 'delete' }));
+    await db.put(`d!${'300'.padStart(16, '0')}!${alice}!headless`, JSON.stringify({ format: 1, tx: 9_000 }));
+    const bobBefore = await history(store, bob, 'm1');
+    expect(await run(store.removeAccount(alice))).toBe(2_301);
+    expect(await run(store.listAccounts())).toEqual([bob]);
+    const keys: string[] = [];
+    for await (const k of db.keys()) keys.push(k);
+    expect(keys.filter((k) => k.includes(alice))).toEqual([]);
+    expect(await run(store.deletedBetween(0, 1000))).toEqual([]);
+    expect(await history(store, bob, 'm1')).toEqual(bobBefore);
+    expect(await run(store.removeAccount(alice))).toBe(0);
+    // the account can come back as new
+    await run(store.commit({ changes: [up(alice, 'm1', 6_000, 400, 'new')] }));
+    expect(await history(store, alice, 'm1')).toEqual([entry(6_000, 400, null, 'create', msg('new'))]);
+    expect(O.toNullable(await run(store.getAccountStat(alice)))).toMatchObject({ items: 1, deletedItems: 0 });
+  });
+
+  it('rebuilds the deletion index from the heads', async () => {
+    await run(store.commit({ changes: [up(alice, 'm1', 1, 100, 'a'), up(alice, 'm2', 2, 100, 'b'), up(bob, 'm1', 3, 100, 'c'), up(bob, 'm2', 4, 100, 'd')] }));
+    await run(store.commit({ changes: [del(alice, 'm1', 5, 200), del(bob, 'm1', 6, 200), del(bob, 'm2', 7, 210)] }));
+    const d = (at: number, a: string, i: string) => `d!${String(at).padStart(16, '0')}!${a}!${i}`;
+    await db.put(d(150, alice, 'ghost'), JSON.stringify({ format: 1, tx: 99 })); // no such item
+    await db.put(d(150, alice, 'm2'), JSON.stringify({ format: 1, tx: 2 })); // live
+    await db.put(d(150, bob, 'm2'), JSON.stringify({ format: 1, tx: 2 })); // wrong instant
+    await db.put(d(200, alice, 'm1'), JSON.stringify({ format: 1, tx: 4 })); // wrong tx
+    await db.del(d(200, bob, 'm1')); // missing
+    await db.put(d(1, bob, 'bad'), 'not json');
+
+    expect(await run(store.rebuildDeletionIndex(alice))).toEqual({ removed: 3, added: 1 });
+    expect(await run(store.deletedBetween(0, 1000, alice))).toEqual([{ account: alice, itemId: 'm1', deletedAt: 200, tx: 5 }]);
+    expectLeft(await store.deletedBetween(0, 1000, bob)(), 'DecodeError'); // bob's part is not touched yet
+
+    expect(await run(store.rebuildDeletionIndex())).toEqual({ removed: 2, added: 1 });
+    expect(await run(store.deletedBetween(0, 1000))).toEqual([
+      { account: alice, itemId: 'm1', deletedAt: 200, tx: 5 },
+      { account: bob, itemId: 'm1', deletedAt: 200, tx: 6 },
+      { account: bob, itemId: 'm2', deletedAt: 210, tx: 7 },
+    ]);
+    expect(await run(store.rebuildDeletionIndex())).toEqual({ removed: 0, added: 0 });
+  });
+  it('tells an identical state by value, whatever the key order, and a change of the same length', async () => {
+    await run(store.commit({ changes: [up(alice, 'm1', 1, 100, 'ab')] }));
+    const reordered = { subject: 'ab', receivedAt: 1_700_000_000_000, flags: [], folderId: iid('inbox'), kind: 'message' as const };
+    const fresh = makeMetadataStore(db, { headCacheSize: 0 }); // from the rows, not from the cache
+    for (const s of [store, fresh]) {
+      expect(await run(s.commit({ changes: [up(alice, 'm1', 2, 200, 'x', { meta: reordered })] }))).toEqual({ recorded: 0, unchanged: 1 });
+    }
+    // same length, other text: a change
+    expect(await run(store.commit({ changes: [up(alice, 'm1', 3, 300, 'ba')] }))).toEqual({ recorded: 1, unchanged: 0 });
+    expect((await history(store, alice, 'm1')).map((e) => [e.tx, e.kind === 'message' ? e.subject : '']).slice(-1)).toEqual([[3, 'ba']]);
   });
 });

@@ -62,7 +62,7 @@ export const OperationRecord = t.intersection(
 export type OperationRecord = api.OperationRecord;
 assertSame<t.TypeOf<typeof OperationRecord>, OperationRecord>(true);
 
-/** Layout version of a backup path (directories, key layout of the metadata store). */
+/** Layout version of a backup path (its directories; the metadata store versions its own keys, STORE_FORMAT_VERSION). */
 export const BACKUP_PATH_FORMAT_VERSION = 1;
 
 /**
@@ -88,8 +88,19 @@ export type ConfigFile = t.TypeOf<typeof ConfigFile>;
 /** Value of a deletion-index row of the metadata store. */
 export const DeletionRow = t.type({ format: t.number, tx: TxId }, 'DeletionRow');
 
+/**
+ * Version of the metadata store's key layout and row formats, kept in its `v` row. 2: rows
+ * carry no `end` (derived from the next row) and item heads are `{tx, start, op}`. Readers
+ * refuse any other version; there is no migration (no store of version 1 was ever released).
+ */
+export const STORE_FORMAT_VERSION = 2;
+
 /** The `v` row of the metadata store: which key layout the database holds. */
 export const StoreLayout = t.type({ format: t.number, layout: t.literal('zxbackup-metadata') }, 'StoreLayout');
+
+/** An item's head row in the metadata store: its last transaction, without the metadata. */
+export const ItemHead = t.type({ tx: TxId, start: t.number, op: t.keyof({ create: null, update: null, delete: null }) }, 'ItemHead');
+export type ItemHead = t.TypeOf<typeof ItemHead>;
 
 /** `account_info` in a per-account archive: the account and its current account item, if any. */
 export const AccountInfo = t.type(

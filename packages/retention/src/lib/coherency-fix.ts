@@ -24,16 +24,18 @@ export interface RefetchStep {
   readonly tx: TxId;
 }
 
+/** A deletion-index problem of an item; mended by rebuilding its account's deletion index from the item heads. */
 export interface ReindexStep {
+  readonly reason: 'index-missing' | 'index-dangling';
   readonly account: AccountId;
   readonly itemId: ItemId;
 }
 
 export interface CoherencyFixPlan {
   readonly refetch: ReadonlyArray<RefetchStep>;
-  /** Orphan blobs, moved to quarantine. */
+  /** Orphan blobs, moved to quarantine (none while a history is unreadable: they may be its blobs). */
   readonly quarantine: ReadonlyArray<Digest>;
-  /** Deleted items whose deletion-index entry is rebuilt from their history. */
+  /** Deletion-index entries missing or pointing nowhere; their accounts' indexes are rebuilt. */
   readonly reindex: ReadonlyArray<ReindexStep>;
   /** Problems no automatic repair exists for; they stay and are reported. */
   readonly leftAsIs: ReadonlyArray<CoherencyProblem>;
@@ -58,6 +60,7 @@ export interface CoherencyFixSummary {
   readonly mended: ReadonlyArray<Digest>;
   readonly lost: ReadonlyArray<LostBlob>;
   readonly quarantined: ReadonlyArray<Digest>;
+  /** Deletion-index entries added or removed. */
   readonly reindexed: number;
   readonly leftAsIs: ReadonlyArray<CoherencyProblem>;
 }
@@ -81,16 +84,18 @@ export const planCoherencyFix = (report: CoherencyReport): CoherencyFixPlan => {
         }
         break;
       case 'blob-orphan':
-        if (p.digest === undefined) leftAsIs.push(p);
+        // While a history is unreadable, the blobs it references are unknown: no orphan moves.
+        if (p.digest === undefined || report.unreadableHistories > 0) leftAsIs.push(p);
         else quarantine.push(p.digest);
         break;
       case 'index-missing':
+      case 'index-dangling':
         if (p.account === undefined || p.itemId === undefined) leftAsIs.push(p);
-        else reindex.push({ account: p.account, itemId: p.itemId });
+        else reindex.push({ reason: p.kind, account: p.account, itemId: p.itemId });
         break;
       default:
         // Unreadable histories stay for a person to look at (a restore from an archive, or an
-        // Account Scan); dangling index entries need a store-level index rebuild.
+        // Account Scan).
         leftAsIs.push(p);
     }
   }
@@ -102,7 +107,7 @@ export const formatCoherencyFixPlan = (plan: CoherencyFixPlan): ReadonlyArray<st
   `Coherency fix plan: ${plan.refetch.length} blobs to fetch again from the source, ${plan.quarantine.length} orphan blobs to quarantine, ${plan.reindex.length} index entries to rebuild, ${plan.leftAsIs.length} problems left as they are`,
   ...plan.refetch.map((r) => `  refetch ${r.digest} (${r.reason}) of ${r.account}/${r.itemId} tx ${r.tx}`),
   ...plan.quarantine.map((d) => `  quarantine ${d}`),
-  ...plan.reindex.map((r) => `  reindex ${r.account}/${r.itemId}`),
+  ...plan.reindex.map((r) => `  reindex ${r.account}/${r.itemId} (${r.reason})`),
   ...plan.leftAsIs.map((p) => `  left: ${p.kind}${p.account === undefined ? '' : ` ${p.account}`}${p.itemId === undefined ? '' : `/${p.itemId}`}${p.digest === undefined ? '' : ` ${p.digest}`}: ${p.detail}`),
 ];
 
@@ -159,18 +164,15 @@ const executeAsync = async (plan: CoherencyFixPlan, options: ExecuteCoherencyFix
     quarantined.push(digest);
     onProgress({ phase: 'quarantine', done: ++done, total });
   }
+  // The store rebuilds an account's deletion index from its item heads: one pass mends every
+  // missing and dangling entry of the account.
   let reindexed = 0;
-  for (const step of plan.reindex) {
-    // Writing a history back rebuilds its index entries from it.
-    const key = itemKey(step.account, step.itemId);
-    const h = await run(options.store.getHistory(step.account, step.itemId));
-    if (E.isLeft(h)) return E.left(storeFailed('getHistory', key)(h.left));
-    if (O.isSome(h.right)) {
-      const put = await run(options.store.putHistory(step.account, step.itemId, h.right.value));
-      if (E.isLeft(put)) return E.left(storeFailed('putHistory', key)(put.left));
-      reindexed++;
-    }
-    onProgress({ phase: 'reindex', done: ++done, total });
+  for (const account of new Set(plan.reindex.map((r) => r.account))) {
+    const rebuilt = await run(options.store.rebuildDeletionIndex(account));
+    if (E.isLeft(rebuilt)) return E.left(storeFailed('rebuildDeletionIndex', account)(rebuilt.left));
+    reindexed += rebuilt.right.removed + rebuilt.right.added;
+    done += plan.reindex.filter((r) => r.account === account).length;
+    onProgress({ phase: 'reindex', done, total });
   }
   return E.right({ mended, lost, quarantined, reindexed, leftAsIs: plan.leftAsIs });
 };

@@ -107,25 +107,42 @@ describe('checkCoherency', () => {
     expect(r.problems[0]?.account).toBeUndefined();
   });
 
-  it('garbage in a history row: that item is reported, the rest is still checked', async () => {
+  it('garbage in a history row: that item is reported, the rest is still checked, orphans included', async () => {
     const f = await build();
     await f.db.put(txRowKey(alice, 'm3', 3), '{"tx":3,"start":"yesterday"');
     await right(f.volume.delete(f.blobs.b1)); // damage elsewhere must still be found
+    const orphan = await f.w.blob(99);
     const r = await right(checkCoherency({ store: f.store, volume: f.volume, deep: true }));
     expect(only(r, 'history-unreadable')).toEqual([expect.objectContaining({ account: alice, itemId: iid('m3') })]);
+    expect(only(r, 'history-unreadable')[0]?.detail).toContain(txRowKey(alice, 'm3', 3));
     expect(only(r, 'blob-missing')).toEqual([expect.objectContaining({ account: bob, itemId: iid('b1'), digest: f.blobs.b1 })]);
-    expect(only(r, 'check-incomplete')).toHaveLength(1);
-    expect(only(r, 'blob-orphan')).toEqual([]); // m3's blobs would look orphaned: not looked for
-    expect(r.complete).toBe(false);
-    expect(r.histories).toBe(5);
+    expect(only(r, 'check-incomplete')).toEqual([]);
+    // m3's blobs cannot be told from orphans while its history is unreadable: reported, with the reason
+    expect(only(r, 'blob-orphan').map((p) => p.digest).sort()).toEqual([orphan, f.blobs.m3, f.blobs.old].sort());
+    expect(only(r, 'blob-orphan')[0]?.detail).toMatch(/could not be read/);
+    expect(r).toMatchObject({ complete: true, histories: 6, unreadableHistories: 1 });
+    // ... and so no orphan is moved by a fix
+    const plan = planCoherencyFix(r);
+    expect(plan.quarantine).toEqual([]);
+    expect(plan.leftAsIs.map((p) => p.kind).sort()).toEqual(['blob-orphan', 'blob-orphan', 'blob-orphan', 'history-unreadable']);
   });
 
-  it('a history whose invariants are broken (a second open entry) is unreadable, not a crash', async () => {
+  it('a history whose invariants are broken (a start going back in time) is unreadable, not a crash', async () => {
     const f = await build();
-    const row = JSON.parse((await f.db.get(txRowKey(alice, 'm3', 3))) as string) as Record<string, unknown>;
-    await f.db.put(txRowKey(alice, 'm3', 3), JSON.stringify({ ...row, end: null }));
+    const row = JSON.parse((await f.db.get(txRowKey(alice, 'm3', 4))) as string) as Record<string, unknown>;
+    await f.db.put(txRowKey(alice, 'm3', 4), JSON.stringify({ ...row, start: daysAgo(30) }));
     const r = await right(checkCoherency({ store: f.store, volume: f.volume, deep: false }));
     expect(only(r, 'history-unreadable')).toEqual([expect.objectContaining({ account: alice, itemId: iid('m3') })]);
+    expect(only(r, 'history-unreadable')[0]?.detail).toMatch(/before the previous start/);
+  });
+
+  it('a key naming no valid item stops the pass: reported as incomplete, orphans not looked for', async () => {
+    const f = await build();
+    await f.db.put(txRowKey(alice, 'bad id', 50), '{}');
+    await f.w.blob(99);
+    const r = await right(checkCoherency({ store: f.store, volume: f.volume, deep: false }));
+    expect(kinds(r)).toEqual(['check-incomplete']);
+    expect(r.complete).toBe(false);
   });
 
   it('deletion-index entries pointing nowhere, and a deleted item missing from the index', async () => {
@@ -193,6 +210,7 @@ describe('planCoherencyFix / executeCoherencyFix', () => {
     f.volume.tamper(f.blobs.m1, (b) => b.subarray(0, 100));
     await right(f.volume.delete(f.blobs.old));
     await f.db.del(deletionRowKey(daysAgo(2), alice, 'm4'));
+    await f.db.put(deletionRowKey(daysAgo(3), alice, 'ghost'), JSON.stringify({ format: 1, tx: 999 }));
     return f.w.blob(77); // orphan
   };
 
@@ -201,11 +219,14 @@ describe('planCoherencyFix / executeCoherencyFix', () => {
     const orphan = await damage(f);
     const orphanBytes = f.w.blobs.get(orphan) as Buffer;
     const report = await right(checkCoherency({ store: f.store, volume: f.volume, deep: true }));
-    expect(kinds(report)).toEqual(['blob-corrupt', 'blob-corrupt', 'blob-missing', 'blob-orphan', 'index-missing']);
+    expect(kinds(report)).toEqual(['blob-corrupt', 'blob-corrupt', 'blob-missing', 'blob-orphan', 'index-dangling', 'index-missing']);
     const plan = planCoherencyFix(report);
     expect(plan.refetch.map((r) => r.digest).sort()).toEqual([f.blobs.m1, f.blobs.m2, f.blobs.old].sort());
     expect(plan.quarantine).toEqual([orphan]);
-    expect(plan.reindex).toEqual([{ account: alice, itemId: iid('m4') }]);
+    expect(plan.reindex).toEqual([
+      { reason: 'index-missing', account: alice, itemId: iid('m4') },
+      { reason: 'index-dangling', account: alice, itemId: iid('ghost') },
+    ]);
     expect(formatCoherencyFixPlan(plan)[0]).toContain('3 blobs to fetch again');
 
     const summary = await right(
@@ -214,7 +235,7 @@ describe('planCoherencyFix / executeCoherencyFix', () => {
     expect([...summary.mended].sort()).toEqual([f.blobs.m1, f.blobs.m2, f.blobs.old].sort());
     expect(summary.lost).toEqual([]);
     expect(summary.quarantined).toEqual([orphan]);
-    expect(summary.reindexed).toBe(1);
+    expect(summary.reindexed).toBe(2); // the ghost's entry removed, m4's added
 
     expect((await right(checkCoherency({ store: f.store, volume: f.volume, deep: true }))).problems).toEqual([]);
     // Nothing was deleted without a copy: the orphan and both damaged copies are in quarantine.
@@ -266,7 +287,9 @@ describe('planCoherencyFix / executeCoherencyFix', () => {
     await f.db.put(txRowKey(alice, 'm1', 1), 'garbage');
     const report = await right(checkCoherency({ store: f.store, volume: f.volume, deep: false }));
     const plan = planCoherencyFix(report);
-    expect(plan.leftAsIs.map((p) => p.kind).sort()).toEqual(['check-incomplete', 'history-unreadable']);
+    // m1's blob looks orphaned, but it stays where it is while m1's history is unreadable
+    expect(plan.leftAsIs.map((p) => p.kind).sort()).toEqual(['blob-orphan', 'history-unreadable']);
+    expect(plan.quarantine).toEqual([]);
     const summary = await right(executeCoherencyFix(plan, { store: f.store, volume: f.volume, quarantine: makeDirQuarantine({ dir: qdir, volume: f.volume }) }));
     expect(summary.leftAsIs).toHaveLength(2);
     expect(await f.db.get(txRowKey(alice, 'm1', 1))).toBe('garbage');

@@ -1,4 +1,5 @@
 import * as E from 'fp-ts/Either';
+import * as O from 'fp-ts/Option';
 import type * as TE from 'fp-ts/TaskEither';
 import { SERVER_ACCOUNT, type AccountId, type History, type ItemId, type MetadataStore, type StoreError, type TxId } from '@zxbackup/item-store';
 import { VolumeStreamError, type BlobVolume, type Digest } from '@zxbackup/volume-contract';
@@ -10,10 +11,11 @@ import { itemKey, run, type OnProgress } from './steps';
  * account of every history, and every blob — present, of the right size, and with `deep` read
  * through and verified against its digest. It reads only; `planCoherencyFix` decides repairs.
  *
- * Histories are read in one streaming pass. The store refuses a history it cannot decode or
- * whose invariants fail, and its iteration stops there; the check then restarts in a slower
- * tolerant mode that reads each item on its own (items found through the current-state index
- * and the deletion index of each account), so one bad row is one problem, not a failed check.
+ * Histories are read in one streaming pass (`forEachHistoryEither`): a history the store
+ * cannot decode, or whose invariants fail, is one `history-unreadable` problem and the pass
+ * goes on, so one bad row is one problem, not a failed check. Orphan blobs are still looked
+ * for; while a history is unreadable they may be its blobs, so `planCoherencyFix` then leaves
+ * them where they are.
  */
 
 export type CoherencyProblemKind =
@@ -38,7 +40,7 @@ export type CoherencyProblemKind =
   | 'index-missing'
   /** The deletion index itself cannot be read. */
   | 'index-unreadable'
-  /** Part of the backup could not be enumerated; some checks were skipped (see detail). */
+  /** Part of the backup could not be enumerated (a malformed key); some checks were skipped (see detail). */
   | 'check-incomplete';
 
 export interface CoherencyProblem {
@@ -64,6 +66,8 @@ export interface CoherencyReport {
   readonly blobsListed: number;
   /** false when a part could not be enumerated; orphan detection is then skipped. */
   readonly complete: boolean;
+  /** Histories reported `history-unreadable`: the blobs they reference are unknown. */
+  readonly unreadableHistories: number;
   /** One line for people. */
   readonly summary: string;
 }
@@ -158,25 +162,32 @@ const checkAsync = async (options: CheckCoherencyOptions): Promise<E.Either<Rete
     }
   }
 
-  // State gathered over the histories; reset when the tolerant mode restarts.
-  let referenced = new Map<string, BlobRef>();
-  let historyProblemsFound: CoherencyProblem[] = [];
-  let unreadable = new Set<string>();
-  let accountsSeen = new Map<string, { histories: number; hasAccountItem: boolean }>();
+  // State gathered over the histories.
+  const referenced = new Map<string, BlobRef>();
+  const historyProblemsFound: CoherencyProblem[] = [];
+  const unreadable = new Set<string>();
+  const accountsSeen = new Map<string, { histories: number; hasAccountItem: boolean; unreadable: number }>();
   let histories = 0;
   let transactions = 0;
   let complete = true;
 
-  const visit = (account: AccountId, itemId: ItemId, history: History): void => {
+  const visit = (account: AccountId, itemId: ItemId, read: E.Either<StoreError, History>): void => {
     histories++;
-    transactions += history.length;
     if (histories % 1000 === 0) onProgress({ phase: 'histories', done: histories });
+    const seen = accountsSeen.get(account) ?? { histories: 0, hasAccountItem: false, unreadable: 0 };
+    seen.histories++;
+    accountsSeen.set(account, seen);
+    if (E.isLeft(read)) {
+      seen.unreadable++;
+      unreadable.add(itemKey(account, itemId));
+      historyProblemsFound.push({ kind: 'history-unreadable', account, itemId, detail: read.left.message });
+      return;
+    }
+    const history = read.right;
+    transactions += history.length;
     historyProblemsFound.push(...historyProblems(account, itemId, history));
     const last = history[history.length - 1];
-    const seen = accountsSeen.get(account) ?? { histories: 0, hasAccountItem: false };
-    seen.histories++;
     if (history.some((e) => e.kind === 'account')) seen.hasAccountItem = true;
-    accountsSeen.set(account, seen);
     const live = last !== undefined && last.op !== 'delete';
     for (const e of history) {
       if (e.digest === undefined) continue;
@@ -195,77 +206,44 @@ const checkAsync = async (options: CheckCoherencyOptions): Promise<E.Either<Rete
     }
   };
 
-  // Fast path: one streaming pass per requested account, or over everything.
-  const fast = async (): Promise<E.Either<RetentionError, E.Either<StoreError, void>>> => {
-    for (const account of options.accounts ?? [undefined]) {
-      const r = await run(store.forEachHistory(account, visit));
-      if (E.isLeft(r)) return isDecodeProblem(r.left) ? E.right(E.left(r.left)) : E.left(storeFailed('forEachHistory', account)(r.left));
+  // One streaming pass per requested account, or over everything.
+  for (const account of options.accounts ?? [undefined]) {
+    const r = await run(store.forEachHistoryEither(account, visit));
+    if (E.isLeft(r)) {
+      if (!isDecodeProblem(r.left)) return E.left(storeFailed('forEachHistoryEither', account)(r.left));
+      // A key that names no valid item: the pass cannot go past it.
+      complete = false;
+      problems.push({
+        kind: 'check-incomplete',
+        ...(account === undefined ? {} : { account }),
+        detail: `the histories could not all be enumerated (${r.left.message}); the histories after that key were not checked, and orphan blobs were not looked for`,
+      });
     }
-    return E.right(E.right(undefined));
-  };
-
-  // Tolerant path: item by item, each read on its own, so that one bad history is one problem.
-  const tolerant = async (firstFailure: StoreError): Promise<E.Either<RetentionError, void>> => {
-    referenced = new Map();
-    historyProblemsFound = [];
-    unreadable = new Set();
-    accountsSeen = new Map();
-    histories = 0;
-    transactions = 0;
-    for (const ref of index.values()) ref.matched = false;
-    // Accounts without an account stat cannot be enumerated item by item.
-    complete = false;
-    problems.push({
-      kind: 'check-incomplete',
-      detail: `the store stopped a full pass (${firstFailure.message}); items were then read one by one from the current-state and deletion indexes of accounts with an account stat, and orphan blobs were not looked for`,
-    });
-    const accounts = options.accounts ?? [...statAccounts].sort();
-    for (const account of accounts as AccountId[]) {
-      const ids = new Set<ItemId>();
-      const heads = await run(store.forEachItemAt(account, 'now', (itemId) => void ids.add(itemId)));
-      if (E.isLeft(heads)) {
-        if (!isDecodeProblem(heads.left)) return E.left(storeFailed('forEachItemAt', account)(heads.left));
-        problems.push({ kind: 'check-incomplete', account, detail: `the current states of ${account} cannot be listed: ${heads.left.message}` });
-      }
-      for (const ref of index.values()) if (ref.account === account) ids.add(ref.itemId);
-      for (const itemId of ids) {
-        const h = await run(store.getHistory(account, itemId));
-        if (E.isLeft(h)) {
-          if (!isDecodeProblem(h.left)) return E.left(storeFailed('getHistory', itemKey(account, itemId))(h.left));
-          unreadable.add(itemKey(account, itemId));
-          problems.push({ kind: 'history-unreadable', account, itemId, detail: h.left.message });
-          continue;
-        }
-        if (h.right._tag === 'Some') visit(account, itemId, h.right.value);
-      }
-    }
-    return E.right(undefined);
-  };
-
-  const fastE = await fast();
-  if (E.isLeft(fastE)) return fastE;
-  if (E.isLeft(fastE.right)) {
-    const t = await tolerant(fastE.right.left);
-    if (E.isLeft(t)) return t;
   }
   problems.push(...historyProblemsFound);
   onProgress({ phase: 'histories', done: histories });
 
-  // Index entries no history claimed.
+  // Index entries no history claimed (read on their own: the pass may not have reached them).
   if (indexReadable) {
     for (const [key, ref] of index) {
       if (ref.matched || unreadable.has(key)) continue;
       const h = await run(store.getHistory(ref.account, ref.itemId));
-      const why = E.isRight(h) && h.right._tag === 'None' ? 'the item does not exist' : 'the item is not deleted at that instant';
-      if (E.isLeft(h) && !isDecodeProblem(h.left)) return E.left(storeFailed('getHistory', key)(h.left));
-      if (E.isLeft(h)) continue; // reported as unreadable by the history pass
+      if (E.isLeft(h)) {
+        if (!isDecodeProblem(h.left)) return E.left(storeFailed('getHistory', key)(h.left));
+        if (complete) continue; // reported as unreadable by the history pass
+        problems.push({ kind: 'history-unreadable', account: ref.account, itemId: ref.itemId, detail: h.left.message });
+        continue;
+      }
+      const last = O.isSome(h.right) ? h.right.value[h.right.value.length - 1] : undefined;
+      if (last !== undefined && last.op === 'delete' && last.start === ref.deletedAt && last.tx === ref.tx) continue;
+      const why = last === undefined ? 'the item does not exist' : 'the item is not deleted at that instant';
       problems.push({ kind: 'index-dangling', account: ref.account, itemId: ref.itemId, detail: `deletion-index entry at ${ref.deletedAt} (tx ${ref.tx}): ${why}` });
     }
   }
 
-  // Accounts that are gone while their histories stay.
+  // Accounts that are gone while their histories stay (an unreadable one may be the account item).
   for (const [account, seen] of accountsSeen) {
-    if (account === SERVER_ACCOUNT || seen.hasAccountItem || statAccounts.has(account)) continue;
+    if (account === SERVER_ACCOUNT || seen.hasAccountItem || seen.unreadable > 0 || statAccounts.has(account)) continue;
     problems.push({ kind: 'account-missing', account: account as AccountId, detail: `${seen.histories} histories, but no account item and no account stat` });
   }
 
@@ -307,13 +285,17 @@ const checkAsync = async (options: CheckCoherencyOptions): Promise<E.Either<Rete
   if (failure !== undefined) return E.left(failure);
   onProgress({ phase: deep ? 'read blobs' : 'blobs', done: digests.length, total: digests.length });
 
-  // Orphans: only when every history was seen, or a live blob could be taken for one.
+  // Orphans: only when every history was enumerated, or a live blob could be taken for one.
   let blobsListed = 0;
   if (complete && only === undefined) {
+    const why =
+      unreadable.size === 0
+        ? 'on the volume, referenced by no history'
+        : `on the volume, referenced by no readable history (${unreadable.size} could not be read and may reference it)`;
     const listed = await run(
       volume.list((digest) => {
         blobsListed++;
-        if (!referenced.has(digest)) problems.push({ kind: 'blob-orphan', digest, detail: 'on the volume, referenced by no history' });
+        if (!referenced.has(digest)) problems.push({ kind: 'blob-orphan', digest, detail: why });
       }),
     );
     if (E.isLeft(listed)) return E.left(volumeFailed('list')(listed.left));
@@ -334,6 +316,7 @@ const checkAsync = async (options: CheckCoherencyOptions): Promise<E.Either<Rete
     bytesRead,
     blobsListed,
     complete,
+    unreadableHistories: unreadable.size,
     summary: `${histories} histories (${transactions} transactions), ${referenced.size} blobs${deep ? ` read (${bytesRead} bytes)` : ' checked'}: ${problems.length === 0 ? 'no problem' : `${problems.length} problems (${what})`}`,
   });
 };

@@ -137,16 +137,17 @@ const planPurgeAsync = async (options: PlanPurgeOptions): Promise<E.Either<Reten
     if (deletedAt === undefined) continue;
     accountDeletedAt.set(account, deletedAt);
     if (!judgeAccount(deletedAt, policy, now).purge) continue;
+    // Everything of the account goes, readable or not: an unreadable history counts as an item.
     let items = 0;
     let transactions = 0;
     const counted = await run(
-      store.forEachHistory(account, (_a, _id, history) => {
+      store.forEachHistoryEither(account, (_a, _id, history) => {
         items++;
-        transactions += history.length;
+        if (E.isRight(history)) transactions += history.right.length;
       }),
     );
-    if (E.isLeft(counted)) return E.left(storeFailed('forEachHistory', account)(counted.left));
-    if (items === 0) continue; // purged already; only its account stat remains
+    if (E.isLeft(counted)) return E.left(storeFailed('forEachHistoryEither', account)(counted.left));
+    // With no item left (a purge stopped after its items), the account stat still goes.
     purgedAccounts.push({ account, deletedAt, items, transactions });
   }
   const purgedAccountSet = new Set<string>(purgedAccounts.map((a) => a.account));
@@ -286,21 +287,13 @@ const executeAsync = async (plan: PurgePlan, options: ExecutePurgeOptions): Prom
     if (++done % 100 === 0) onProgress({ phase: 'items', done, total: plan.items.length });
   }
 
-  // 2. Expired deleted accounts, with every item they hold.
+  // 2. Expired deleted accounts, with every item they hold, then their account stat.
   done = 0;
   for (const account of plan.accounts) {
     if (shouldStop()) return stopped();
-    const ids: ItemId[] = [];
-    const listed = await run(store.forEachHistory(account.account, (_a, itemId) => void ids.push(itemId)));
-    if (E.isLeft(listed)) return E.left(storeFailed('forEachHistory', account.account)(listed.left));
-    for (const itemId of ids) {
-      if (shouldStop()) return stopped();
-      const removed = await run(store.removeItem(account.account, itemId));
-      if (E.isLeft(removed)) return E.left(storeFailed('removeItem', itemKey(account.account, itemId))(removed.left));
-      summary = { ...summary, historiesOfAccountsRemoved: summary.historiesOfAccountsRemoved + 1 };
-    }
-    // The account stat stays (with deletedAt, zero items): MetadataStore has no way to drop it.
-    summary = { ...summary, accountsRemoved: summary.accountsRemoved + 1 };
+    const removed = await run(store.removeAccount(account.account));
+    if (E.isLeft(removed)) return E.left(storeFailed('removeAccount', account.account)(removed.left));
+    summary = { ...summary, accountsRemoved: summary.accountsRemoved + 1, historiesOfAccountsRemoved: summary.historiesOfAccountsRemoved + removed.right };
     onProgress({ phase: 'accounts', done: ++done, total: plan.accounts.length });
   }
 

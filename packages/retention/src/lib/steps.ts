@@ -1,6 +1,6 @@
 import * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
-import type { AccountId, ItemId, MetadataStore } from '@zxbackup/item-store';
+import type { AccountId, ItemId, MetadataStore, StoreError } from '@zxbackup/item-store';
 import { storeFailed, type RetentionError } from './errors';
 
 /*
@@ -20,11 +20,11 @@ export interface Progress {
 }
 export type OnProgress = (progress: Progress) => void;
 
-/** Every digest a history references. */
-
 /**
  * Mark: every digest referenced by a history the filter keeps. Memory is one Set entry per
- * distinct blob (20k–100k digests is a few MB); histories are visited one at a time.
+ * distinct blob (20k–100k digests is a few MB); histories are visited one at a time. A history
+ * the store cannot read fails the mark when it is kept (what it references is unknown, so no
+ * blob may be swept), and does not matter when it is not.
  */
 export const markReferenced = async (
   store: MetadataStore,
@@ -33,15 +33,21 @@ export const markReferenced = async (
 ): Promise<E.Either<RetentionError, { readonly referenced: Set<string>; readonly histories: number }>> => {
   const referenced = new Set<string>();
   let histories = 0;
+  let unreadable: StoreError | undefined;
   const visited = await run(
-    store.forEachHistory(undefined, (account, itemId, history) => {
+    store.forEachHistoryEither(undefined, (account, itemId, history) => {
       histories++;
       if (histories % 1000 === 0) onProgress({ phase: 'mark', done: histories });
       if (!keep(account, itemId)) return;
-      for (const entry of history) if (entry.digest !== undefined) referenced.add(entry.digest);
+      if (E.isLeft(history)) {
+        unreadable ??= history.left;
+        return;
+      }
+      for (const entry of history.right) if (entry.digest !== undefined) referenced.add(entry.digest);
     }),
   );
   if (E.isLeft(visited)) return E.left(storeFailed('mark')(visited.left));
+  if (unreadable !== undefined) return E.left(storeFailed('mark')(unreadable));
   onProgress({ phase: 'mark', done: histories });
   return E.right({ referenced, histories });
 };
