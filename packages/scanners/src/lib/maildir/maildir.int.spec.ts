@@ -55,6 +55,24 @@ const imap = async (user: string, pass: string): Promise<ImapFlow> => {
   return client;
 };
 
+/**
+ * Dovecot re-reads its passwd-file when the file's mtime (whole seconds) or size changes; a line
+ * added in the same second as an earlier rewrite can be missed for up to a second. Login is
+ * tried again a few times, so the test proves the line works, not how fast Dovecot notices it.
+ */
+const imapOnceDovecotSeesTheUser = async (user: string, pass: string): Promise<ImapFlow> => {
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      return await imap(user, pass);
+    } catch (e) {
+      lastError = e;
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+  }
+  throw lastError;
+};
+
 /** Rewrite Dovecot's passwd-file without our test users (atomically, like the target does). */
 const dropTestUsers = (): void => {
   const text = readFileSync(USERS, 'utf8');
@@ -163,7 +181,7 @@ describe('maildir connector against Dovecot', () => {
     }
 
     // Logging in with the account's own password also proves the passwd-file line.
-    const client = await imap(B, B_PASS);
+    const client = await imapOnceDovecotSeesTheUser(B, B_PASS);
     try {
       const listed = await client.list();
       for (const path of FOLDERS) expect(listed.find((f) => f.path === path)).toMatchObject({ subscribed: true });
