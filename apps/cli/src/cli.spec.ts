@@ -1,30 +1,10 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { runCli } from './cli';
 import { EXIT_CODES } from './lib/exit-codes';
+import { runInProcess } from './run-in-process.spec-helper';
 
-/** Runs the CLI in-process with captured streams; returns what it printed and its exit code. */
-const zxbackup = async (argv: string[], env: NodeJS.ProcessEnv = {}) => {
-  const stdout = new PassThrough();
-  const stderr = new PassThrough();
-  let out = '';
-  let err = '';
-  stdout.on('data', (c: Buffer) => (out += c.toString()));
-  stderr.on('data', (c: Buffer) => (err += c.toString()));
-  let code = 0;
-  // yargs prints --help and its own usage errors through console.
-  const log = jest.spyOn(console, 'log').mockImplementation((...a: unknown[]) => void (out += a.join(' ') + '\n'));
-  const error = jest.spyOn(console, 'error').mockImplementation((...a: unknown[]) => void (err += a.join(' ') + '\n'));
-  try {
-    await runCli(argv, { streams: { stdout, stderr }, env, now: () => Date.UTC(2026, 10, 26), setExitCode: (c) => (code = c) });
-  } finally {
-    log.mockRestore();
-    error.mockRestore();
-  }
-  return { out, err, code };
-};
+const zxbackup = (argv: string[]) => runInProcess(argv, () => Date.UTC(2026, 10, 26));
 
 describe('zxbackup (in-process)', () => {
   let root: string;

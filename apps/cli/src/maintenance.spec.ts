@@ -1,33 +1,15 @@
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { PassThrough } from 'node:stream';
-import { runCli } from './cli';
 import { EXIT_CODES } from './lib/exit-codes';
+import { runInProcess } from './run-in-process.spec-helper';
 
 const DAY = 24 * 3600 * 1000;
 
 /** The CLI in-process against a real on-disk backup path, with a clock the test sets. */
 const makeCli = (backup: string) => {
   let now = Date.now();
-  const run = async (...argv: string[]) => {
-    const stdout = new PassThrough();
-    const stderr = new PassThrough();
-    let out = '';
-    let err = '';
-    stdout.on('data', (c: Buffer) => (out += c.toString()));
-    stderr.on('data', (c: Buffer) => (err += c.toString()));
-    let code = 0;
-    await runCli(['--backup-path', backup, ...argv], { streams: { stdout, stderr }, env: {}, now: () => now, setExitCode: (c) => (code = c) });
-    const json = (): Record<string, unknown> => {
-      try {
-        return JSON.parse(out) as Record<string, unknown>;
-      } catch {
-        throw new Error(`not one JSON document: ${out}`);
-      }
-    };
-    return { out, err, code, json };
-  };
+  const run = (...argv: string[]) => runInProcess(['--backup-path', backup, ...argv], () => now);
   return { run, setNow: (t: number) => (now = t) };
 };
 
