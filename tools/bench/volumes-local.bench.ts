@@ -1,13 +1,15 @@
 /*
  * Benchmark of the local blob volume against the tools an administrator knows.
- *   npx tsc -b packages/volumes-local/tsconfig.lib.json   # the volume contract is loaded from dist
+ *   npx tsc -b packages/volumes-local/tsconfig.lib.json   # the volume is loaded from dist
  *   npx ts-node --transpile-only tools/bench/volumes-local.bench.ts
  * 1. Generates BENCH_FILES (20,000) files of mail-like sizes (log-normal, median ~20 KB, tail to a
  *    few MB, ~1 GB in all; text, MIME with base64 attachments, raw random documents) with a
  *    seeded PRNG, in a temp dir that is removed at the end.
- * 2. Times `sha256sum` and `tar -cf` over them, then our put of every file (BENCH_CONCURRENCY
- *    at once, one flush at the end: durable) and our verified get of every blob, for each
- *    compression mode in BENCH_MODES (auto,never).
+ * 2. Times `sha256sum` and `tar -cf` over them, then, for each compression mode in BENCH_MODES
+ *    (auto,never) and each way of putting in BENCH_PUTS (file,stream): a put of every file
+ *    (BENCH_CONCURRENCY at once, one flush at the end: durable) and a verified get of every
+ *    blob. `file` is `putFile(path)` (the volume reads the file itself, as for a Maildir
+ *    message); `stream` is `put(createReadStream(path))` (any other source).
  * Targets: put >= 0.5x tar throughput; get >= 1.0x sha256sum throughput.
  * UV_THREADPOOL_SIZE defaults to 16 here (libuv's default is 4), as the apps may set it: a put
  * is a handful of small file-system calls, each a round trip to that pool, and under load four
@@ -23,7 +25,8 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import type { Digest } from '@zxbackup/volume-contract';
-import { makeLocalVolume, type LocalVolume } from '../../packages/volumes-local/src/index';
+// The built package (dist): its I/O workers run compiled JavaScript, as in the apps.
+import { makeLocalVolume, type LocalVolume } from '@zxbackup/volumes-local';
 
 // Read by libuv when its pool first starts, after this line: no file-system call ran yet.
 process.env.UV_THREADPOOL_SIZE ??= '16';
@@ -31,6 +34,7 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const MODES = (process.env.BENCH_MODES ?? 'auto,never').split(',') as Array<'auto' | 'never' | 'always'>;
+const PUTS = (process.env.BENCH_PUTS ?? 'file,stream').split(',') as Array<'file' | 'stream'>;
 const MEDIAN = 20 * 1024;
 const SIGMA = 1.4; // mean = median * e^(sigma^2/2) ~ 53 KB: 20,000 files ~ 1 GB
 const MAX_SIZE = 16 * 1024 * 1024;
@@ -178,7 +182,7 @@ const main = async (): Promise<void> => {
     console.log(
       `  bytes: text ${((100 * kinds.text) / bytes).toFixed(0)}%, MIME with base64 ${((100 * kinds.mime) / bytes).toFixed(0)}%, random documents ${((100 * kinds.document) / bytes).toFixed(0)}%`,
     );
-    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, concurrency ${CONCURRENCY}`);
+    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, ZXBACKUP_IO_THREADS=${process.env.ZXBACKUP_IO_THREADS ?? "default"}, concurrency ${CONCURRENCY}, load ${execSync("cat /proc/loadavg").toString().trim()}`);
     execSync('sync');
 
     const mbps = (s: number): string => `${(bytes / MB / s).toFixed(0).padStart(4)} MB/s`;
@@ -192,15 +196,19 @@ const main = async (): Promise<void> => {
     await fs.rm(tarFile);
     execSync('sync');
 
-    for (const compression of MODES) {
-      const root = path.join(base, `volume-${compression}`);
+    for (const compression of MODES) for (const how of PUTS) {
+      const root = path.join(base, `volume-${compression}-${how}`);
       await fs.mkdir(root);
+      execSync('sync');
       const volume: LocalVolume = await must(makeLocalVolume({ root, compression }));
       const digests: Digest[] = new Array<Digest>(files.length);
       const put = await measure(() =>
         runLimited(files, CONCURRENCY, async (file, i) => {
           const size = sizes[i] ?? MB;
-          const result = await must(volume.put(createReadStream(file, { highWaterMark: Math.max(1, Math.min(MB, size)) }), { size }));
+          const result =
+            how === 'file'
+              ? await must(volume.putFile(file, { size }))
+              : await must(volume.put(createReadStream(file, { highWaterMark: Math.max(1, Math.min(MB, size)) }), { size }));
           digests[i] = result.digest;
         }),
       );
@@ -216,9 +224,9 @@ const main = async (): Promise<void> => {
       if (read !== bytes) throw new Error(`get read ${read} bytes, expected ${bytes}`);
       await must(volume.close());
       const durable = { wall: put.wall + flush.wall, cpu: put.cpu + flush.cpu };
-      line(`put ${compression} (no flush)`, put);
+      line(`put ${how} ${compression} (no flush)`, put);
       line(`flush (${files.length} blobs)`, flush);
-      line(`put ${compression} + flush`, durable, `  on disk ${(stored / MB).toFixed(0)} MB = ${((100 * stored) / bytes).toFixed(0)}%`);
+      line(`put ${how} ${compression} + flush`, durable, `  on disk ${(stored / MB).toFixed(0)} MB = ${((100 * stored) / bytes).toFixed(0)}%`);
       line(`get ${compression}, verified`, get);
       console.log(
         `  put+flush vs tar: ${(tar.wall / durable.wall).toFixed(2)}x (target >= 0.5x); put alone ${(tar.wall / put.wall).toFixed(2)}x; cpu per byte ${(durable.cpu / tar.cpu).toFixed(2)}x tar's`,

@@ -2,52 +2,15 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
-import { promisify } from 'node:util';
 import * as zlib from 'node:zlib';
 import { VolumeStreamError, type Digest, type VolumeError } from '@zxbackup/volume-contract';
+import { brotliParams } from './codec-choice';
 import { errnoOf, fromFsError, SourceStreamError } from './fs-errors';
 
-// Brotli at quality 0 measured fastest for its ratio among what Node's zlib offers, both ways
-// (see the package README for the figures): a `get` pays the decompression on every read. A 1 MB
-// window bounds each (de)compressor's memory while keeping most of the ratio.
-const BROTLI_QUALITY = 0;
-const BROTLI_WINDOW_BITS = 20;
-
-const brotliParams = (sizeHint?: number): zlib.BrotliOptions => ({
-  params: {
-    [zlib.constants.BROTLI_PARAM_QUALITY]: BROTLI_QUALITY,
-    [zlib.constants.BROTLI_PARAM_LGWIN]: BROTLI_WINDOW_BITS,
-    ...(sizeHint === undefined ? {} : { [zlib.constants.BROTLI_PARAM_SIZE_HINT]: sizeHint }),
-  },
-});
-
-const brotliDecompressAsync = promisify(zlib.brotliDecompress);
-const brotliCompressAsync = promisify(zlib.brotliCompress);
-
-// Node's async zlib costs ~0.3 ms of CPU per call in set-up and thread hand-offs, more than
-// brotli needs for a whole 20 KB message (~0.03 ms). Small buffers are therefore (de)compressed
-// on the calling thread (at most ~1 ms of event-loop time); larger ones on the libuv pool.
-const SYNC_CODEC_LIMIT = 256 * 1024;
 const STREAM_CHUNK = 128 * 1024;
 
-/** Compresses a small buffer (the probe, a whole small blob) on the calling thread. */
-export const compressSmall = (bytes: Buffer): Buffer => zlib.brotliCompressSync(bytes, brotliParams(bytes.length));
-
-/** Compresses a blob held whole: on the calling thread when small, on the libuv pool otherwise. */
-export const compress = (bytes: Buffer): Promise<Buffer> =>
-  bytes.length <= SYNC_CODEC_LIMIT
-    ? new Promise((resolve) => resolve(compressSmall(bytes)))
-    : brotliCompressAsync(bytes, { ...brotliParams(bytes.length), chunkSize: STREAM_CHUNK });
-
-export const decompress = (bytes: Buffer): Promise<Buffer> =>
-  bytes.length <= SYNC_CODEC_LIMIT
-    ? new Promise((resolve) => resolve(zlib.brotliDecompressSync(bytes, { chunkSize: STREAM_CHUNK })))
-    : brotliDecompressAsync(bytes, { chunkSize: STREAM_CHUNK });
-export const createCompressor = (sizeHint?: number): zlib.BrotliCompress =>
-  zlib.createBrotliCompress({ ...brotliParams(sizeHint), chunkSize: STREAM_CHUNK });
+export const createCompressor = (sizeHint?: number): zlib.BrotliCompress => zlib.createBrotliCompress({ ...brotliParams(sizeHint), chunkSize: STREAM_CHUNK });
 export const createDecompressor = (): zlib.BrotliDecompress => zlib.createBrotliDecompress({ chunkSize: STREAM_CHUNK });
-
-export const sha256 = (bytes: Buffer): Digest => createHash('sha256').update(bytes).digest('hex') as Digest;
 
 export const toBuffer = (chunk: unknown): Buffer => {
   if (Buffer.isBuffer(chunk)) return chunk;
@@ -153,20 +116,6 @@ class Verifier extends Transform {
     }
   }
 }
-
-/** Checks a blob read whole (small blobs: one read, one decompression, no stream plumbing). */
-export const verifyWhole = async (digest: Digest, size: number, body: Buffer, compressed: boolean): Promise<Readable> => {
-  let raw: Buffer;
-  try {
-    raw = compressed ? await decompress(body) : body;
-  } catch (error) {
-    return failingStream(corrupt(digest, error));
-  }
-  if (raw.length !== size) return failingStream(corrupt(digest, `expected ${size} bytes, read ${raw.length} (truncated?)`));
-  const actual = sha256(raw);
-  if (actual !== digest) return failingStream(corrupt(digest, `content hashes to ${actual}`));
-  return bytesStream(raw);
-};
 
 /**
  * Streams the body of a blob file (from `start`), decompressing and verifying as it goes. Read

@@ -188,7 +188,7 @@ describe('makeLocalVolume', () => {
 
     it.each([
       ['small mail text', mailLikeText(20_000, 2), 0.5],
-      ['medium mail text (held whole, compressed on the threadpool)', mailLikeText(600_000, 9), 0.5],
+      ['medium mail text (held whole, compressed by an I/O worker)', mailLikeText(600_000, 9), 0.5],
       ['large mail text (streamed)', mailLikeText(2_000_000, 3), 0.5],
     ])('auto compresses %s', async (_label, bytes, atMost) => {
       expect(await storedRatio(volume, bytes)).toBeLessThan(atMost);
@@ -219,6 +219,53 @@ describe('makeLocalVolume', () => {
       await expectRight(always.flush());
       expect((await fs.readFile(blobPath(always, digest)))[5]).toBe(1);
       expect((await readAll(await expectRight(always.get(digest)))).equals(random)).toBe(true);
+    });
+  });
+
+  describe('putFile', () => {
+    const write = async (name: string, bytes: Buffer): Promise<string> => {
+      const file = path.join(root, name);
+      await fs.writeFile(file, bytes);
+      return file;
+    };
+
+    it.each([
+      ['a small message', mailLikeText(20_000, 21)],
+      ['an empty file', Buffer.alloc(0)],
+      ['a file larger than a worker holds whole (streamed)', pseudoRandomBytes(5 * 1024 * 1024, 22)],
+    ])('stores %s as put would, readable and durable after a flush', async (_label, bytes) => {
+      const file = await write('message.eml', bytes);
+      const result = await expectRight(volume.putFile(file));
+      expect(result).toEqual({ digest: sha256Hex(bytes), size: bytes.length, stored: true });
+      expect((await readAll(await expectRight(volume.get(result.digest)))).equals(bytes)).toBe(true);
+      await expectRight(volume.flush());
+      expect((await fs.stat(blobPath(volume, result.digest))).isFile()).toBe(true);
+      expect((await readAll(await expectRight(volume.get(result.digest)))).equals(bytes)).toBe(true);
+      // The same content again, by file or by stream: deduplicated.
+      expect((await expectRight(volume.putFile(file))).stored).toBe(false);
+      expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(false);
+    });
+
+    it('the same new content put twice before a flush is stored once', async () => {
+      const bytes = mailLikeText(30_000, 23);
+      const [a, b] = await Promise.all([volume.putFile(await write('a.eml', bytes))(), volume.putFile(await write('b.eml', bytes))()]);
+      expect([a, b].map((r) => (r._tag === 'Right' ? r.right.stored : 'failed')).sort()).toEqual([false, true]);
+      expect((await fs.readdir(path.join(root, '.tmp'))).length).toBe(1);
+    });
+
+    it('a file that cannot be read is a VolumeIOError naming it, not the volume gone', async () => {
+      const missingFile = path.join(root, 'gone.eml');
+      const error = await expectLeft(volume.putFile(missingFile));
+      expect(error._tag).toBe('VolumeIOError');
+      expect(String((error as { cause: unknown }).cause)).toContain(missingFile);
+      expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+    });
+
+    it('an expected digest that does not match is BlobCorrupt and stores nothing', async () => {
+      const file = await write('m.eml', mailLikeText(10_000, 24));
+      const error = await expectLeft(volume.putFile(file, { expectedDigest: sha256Hex(Buffer.from('other')) }));
+      expect(error).toMatchObject({ _tag: 'BlobCorrupt', op: 'put', key: sha256Hex(Buffer.from('other')) });
+      expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
     });
   });
 

@@ -8,10 +8,14 @@ import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
 import * as TE from 'fp-ts/TaskEither';
 import { Digest, digestShard, type BlobStat, type BlobVolume, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
-import { compress, compressSmall, createCompressor, FileSink, failingStream, isNotFound, nextChunk, sha256, verifiedFileStream, verifyWhole, writeFully } from './blob-io';
-import { closeFd, fstatFd, fsyncFd, fsyncPath, openFd, readFdUpTo, renamePath, unlinkPath, utimesPath, writevFully } from './fd-io';
-import { decodeHeader, encodeHeader, HEADER_SIZE, type Codec } from './format';
-import { errnoOf, fromFsError } from './fs-errors';
+import { createReadStream } from 'node:fs';
+import { createCompressor, FileSink, failingStream, bytesStream, isNotFound, nextChunk, verifiedFileStream, writeFully } from './blob-io';
+import { chooseCodec, type CompressionMode } from './codec-choice';
+import { closeFd, fstatFd, fsyncPath, openFd, readFdUpTo, renamePath, unlinkPath, utimesPath } from './fd-io';
+import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
+import { errnoOf, fromFsError, SourceStreamError } from './fs-errors';
+import { ioPool, WorkerIoError } from './io-pool';
+import type { PutReply } from './io-protocol';
 import { syncfs, syncfsUsable } from './syncfs';
 import { isAbandonedTemp, TEMP_DIR, tempName } from './temp-files';
 
@@ -22,13 +26,18 @@ export interface LocalVolumeOptions {
    * `auto` (default) compresses a blob when a fast probe of its first 64 KB shrinks it enough
    * (mail text) and stores it raw otherwise (compressed or random attachments).
    */
-  readonly compression?: 'auto' | 'always' | 'never';
+  readonly compression?: CompressionMode;
   /**
    * `group` (default): `flush()` makes every blob put before it durable (fsync of the files, then
    * rename, then fsync of the directories), so many puts share one sync. `none`: no fsync at all,
    * blobs are renamed into place at once (tests, scratch volumes).
    */
   readonly syncMode?: 'group' | 'none';
+  /**
+   * Where a flush uses syncfs: start a background syncfs after this many bytes written (default
+   * 128 MB), so the disk works while the puts go on. 0 turns it off.
+   */
+  readonly earlyWritebackBytes?: number;
 }
 
 /** The local volume: a `BlobVolume` plus the housekeeping of its temp directory. */
@@ -39,47 +48,40 @@ export interface LocalVolume extends BlobVolume {
    * day) and returns how many were removed. `makeLocalVolume` runs it once.
    */
   cleanupTemp(): TE.TaskEither<VolumeError, number>;
+  /**
+   * `put` of a file's content, read by the volume itself: no stream plumbing and no bytes through
+   * the main thread (the scanners' Maildir messages are files). A failure to read `file` is a
+   * `VolumeIOError` whose cause says so, as for a failing stream in `put`.
+   */
+  putFile(file: string, options?: PutOptions): TE.TaskEither<VolumeError, PutResult>;
 }
 
-// The compressibility probe looks at this much of a blob's start.
-const PROBE_BYTES = 64 * 1024;
-// Blobs up to this size are read whole and written with one call (a put holds at most this much
-// memory); larger ones are streamed. Most mail is far smaller; this covers ~99% of the blobs.
+// Blobs up to this size are held whole by `put` (read from the caller's stream, then handed to
+// an I/O worker that hashes, compresses and writes them with one call); larger ones are streamed
+// through a temp file on the main thread. Most mail is far smaller; this covers ~99% of blobs.
 const WHOLE_PUT_BYTES = 1024 * 1024;
-// Below this, the header and codec overhead eat the gain.
-const MIN_COMPRESSIBLE_BYTES = 256;
-// Store compressed only when the probe at least shrinks it to this share. Mail text (~0.35-0.45)
-// qualifies. Base64 attachments (~0.76) do not: they are most of a mailbox's bytes, and saving a
-// quarter of them would cost as much CPU on put and get as all the rest (see the README's
-// figures); random or already-compressed data (~1.0) never does.
-const MAX_COMPRESSED_RATIO = 0.7;
-// Blob files up to this size are read with one call on `get`.
-const WHOLE_READ_BYTES = 1024 * 1024;
+// `putFile` and `get` hand whole files up to this size to a worker (a read costs one worker
+// message, not a stream); larger ones are streamed. At most this much memory per call.
+const WORKER_WHOLE_BYTES = 4 * 1024 * 1024;
 // Parallel fsyncs / renames in a flush: enough to keep libuv's threadpool busy and let the
 // file system batch journal commits, without opening thousands of descriptors at once.
 const FLUSH_CONCURRENCY = 32;
-// A temp file's descriptor stays open from its write to its fsync (saving an open and a close
-// per blob), for at most this many blobs: a process has few descriptors (often 1024, LevelDB
-// takes hundreds). Past it, the oldest is fsynced early in the background, or closed unsynced
-// when EARLY_SYNCS are already running (the flush then fsyncs it by path, as before).
-const MAX_HELD_FDS = 128;
-// Each early fsync blocks a libuv thread (4 by default) until the disk answers: keep some for
-// the reads and writes of the puts themselves.
-const EARLY_SYNCS = 2;
+// Renames go to the I/O workers in batches of this many (one message each).
+const RENAME_BATCH = 500;
 // From this many files (or directories) to sync on, a flush makes them durable with one syncfs
 // where it is as safe as fsync (see syncfs.ts): a process spawn costs about as much as ~50 fsyncs.
 const SYNCFS_MIN_FILES = 64;
+// Where syncfs is used, a background syncfs starts after every this many bytes written, so the
+// disk writes while the puts go on and the flush finds little left to write. A failure it
+// reports fails the next flush (syncfs reports a write-back error once).
+const EARLY_WRITEBACK_BYTES = 128 * 1024 * 1024;
 
 interface Pending {
   readonly tempPath: string;
-  /** The temp file's descriptor while it is kept open for its fsync. */
-  fd: number | undefined;
-  /** Its data reached the disk (an early fsync or a failed flush's). */
+  /** Its data reached the disk (a failed flush's fsync). */
   synced: boolean;
-  /** The fsync under way; an early one and a flush wait for the same. */
+  /** The fsync under way (a flush waits for a running one). */
   syncing: Promise<void> | undefined;
-  /** A failed early fsync or close, reported by the next flush. */
-  failure: unknown;
 }
 
 const runLimited = async <A>(items: readonly A[], limit: number, task: (item: A) => Promise<void>): Promise<void> => {
@@ -118,14 +120,14 @@ export const makeLocalVolume = (options: LocalVolumeOptions): TE.TaskEither<Volu
       });
       const syncMode = options.syncMode ?? 'group';
       const canSyncfs = syncMode === 'group' && (await syncfsUsable(root));
-      return openLocalVolume(root, options.compression ?? 'auto', syncMode, canSyncfs);
+      return openLocalVolume(root, options.compression ?? 'auto', syncMode, canSyncfs, options.earlyWritebackBytes ?? EARLY_WRITEBACK_BYTES);
     }, (cause) => fromFsError('open', cause, root)),
     // Leftovers of a killed writer go at open, so they never pile up.
     TE.tap((volume) => volume.cleanupTemp()),
   );
 };
 
-const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never', syncMode: 'group' | 'none', canSyncfs: boolean): LocalVolume => {
+const openLocalVolume = (root: string, compression: CompressionMode, syncMode: 'group' | 'none', canSyncfs: boolean, earlyWritebackBytes: number): LocalVolume => {
   const tempDir = path.join(root, TEMP_DIR);
   const shardDir = (digest: Digest): string => path.join(root, digestShard(digest));
   const finalPath = (digest: Digest): string => path.join(shardDir(digest), digest);
@@ -133,10 +135,12 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
   // Blobs written but not yet flushed (group mode): readable from their temp file, renamed into
   // place only once fsynced, so a machine crash never leaves a torn file under a digest.
   const pending = new Map<Digest, Pending>();
-  // Pending blobs whose descriptor is still open, oldest first (a Set keeps insertion order).
-  const heldFds = new Set<Pending>();
-  let earlySyncs = 0;
   let useSyncfs = canSyncfs;
+  // Early write-back (see EARLY_WRITEBACK_BYTES): bytes written since the last one started, the
+  // one running, and a failure it reported that the next flush must report.
+  let unsyncedBytes = 0;
+  let earlyWriteback: Promise<void> | undefined;
+  let earlyWritebackFailure: unknown;
   // Directories whose entries changed since the last flush (renames, deletes, new shards).
   const dirtyDirs = new Set<string>();
   const knownShards = new Set<string>();
@@ -196,32 +200,12 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     }
   };
 
-  /** Takes a pending blob's open descriptor, if it still has one. */
-  const takeFd = (entry: Pending): number | undefined => {
-    const fd = entry.fd;
-    entry.fd = undefined;
-    heldFds.delete(entry);
-    return fd;
-  };
-
-  /** fsyncs a pending blob's temp file once, through its open descriptor when it has one. */
+  /** fsyncs a pending blob's temp file once. */
   const syncEntry = (entry: Pending): Promise<void> => {
     if (entry.synced) return Promise.resolve();
     entry.syncing ??= (async () => {
       try {
-        const fd = takeFd(entry);
-        if (fd === undefined) {
-          await fsyncPath(entry.tempPath);
-        } else {
-          try {
-            await fsyncFd(fd);
-          } catch (error) {
-            await closeFd(fd).catch(() => undefined); // the fsync error is the one that matters
-            throw error;
-          }
-          // NFS reports write-back errors on close: it counts as part of the sync.
-          await closeFd(fd);
-        }
+        await fsyncPath(entry.tempPath);
         entry.synced = true;
       } finally {
         entry.syncing = undefined;
@@ -230,56 +214,30 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     return entry.syncing;
   };
 
-  /** Keeps a new pending blob's descriptor, making room by syncing or closing the oldest. */
-  const holdFd = (entry: Pending): void => {
-    heldFds.add(entry);
-    if (heldFds.size <= MAX_HELD_FDS) return;
-    const oldest = heldFds.values().next().value as Pending;
-    // With syncfs, the flush syncs everything at once: an early fsync would be wasted.
-    if (earlySyncs < EARLY_SYNCS && !useSyncfs) {
-      earlySyncs += 1;
-      syncEntry(oldest)
-        .catch((error: unknown) => {
-          oldest.failure = error;
-        })
-        .finally(() => {
-          earlySyncs -= 1;
-        });
-    } else {
-      const fd = takeFd(oldest) as number;
-      closeFd(fd).catch((error: unknown) => {
-        oldest.failure = error;
+  const noteWritten = (bytes: number): void => {
+    if (!useSyncfs || earlyWritebackBytes <= 0) return;
+    unsyncedBytes += bytes;
+    if (unsyncedBytes < earlyWritebackBytes || earlyWriteback !== undefined) return;
+    unsyncedBytes = 0;
+    earlyWriteback = syncfs(tempDir)
+      .catch((error: unknown) => {
+        // No `sync` at all: the flush finds out too and falls back to fsyncs.
+        if (errnoOf(error) !== 'ENOENT') earlyWritebackFailure = error;
+      })
+      .finally(() => {
+        earlyWriteback = undefined;
       });
-    }
-  };
-
-  /** Writes a temp file with one call; returns its descriptor still open when `keepOpen`. */
-  const writeTemp = async (header: Buffer, body: Buffer, keepOpen: boolean): Promise<{ tempPath: string; fd: number | undefined }> => {
-    const tempPath = path.join(tempDir, tempName());
-    const fd = await openFd(tempPath, 'wx');
-    try {
-      await writevFully(fd, [header, body], 0);
-      if (!keepOpen) await closeFd(fd);
-    } catch (error) {
-      await closeFd(fd).catch(() => undefined); // the write error is the one that matters
-      await removeQuietly(tempPath);
-      throw error;
-    }
-    return { tempPath, fd: keepOpen ? fd : undefined };
   };
 
   /** Makes a complete temp file the blob `digest`; another writer may have won meanwhile. */
-  const commit = async (digest: Digest, tempPath: string, size: number, fd?: number): Promise<PutResult> => {
+  const commit = async (digest: Digest, tempPath: string, size: number): Promise<PutResult> => {
     try {
       if (syncMode === 'group') {
         if (pending.has(digest)) {
-          if (fd !== undefined) await closeFd(fd);
           await unlinkPath(tempPath);
           return { digest, size, stored: false };
         }
-        const entry: Pending = { tempPath, fd, synced: false, syncing: undefined, failure: undefined };
-        pending.set(digest, entry);
-        if (fd !== undefined) holdFd(entry);
+        pending.set(digest, { tempPath, synced: false, syncing: undefined });
       } else {
         await renameIntoPlace(tempPath, digest);
       }
@@ -293,27 +251,35 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
   const wrongDigest = (expected: Digest, actual: Digest): E.Either<VolumeError, PutResult> =>
     E.left({ _tag: 'BlobCorrupt', op: 'put', key: expected, cause: `content hashes to ${actual}` });
 
-  // The probe is at most PROBE_BYTES: compressing it on this thread is cheap (see blob-io). When
-  // it was the whole blob, its compressed form is the body.
-  const chooseCodec = (blob: Buffer): { codec: Codec; compressed?: Buffer } => {
-    const head = blob.subarray(0, PROBE_BYTES);
-    if (compression === 'never' || (compression === 'auto' && head.length < MIN_COMPRESSIBLE_BYTES)) return { codec: 'raw' };
-    const probe = compressSmall(head);
-    if (compression === 'always' || probe.length <= head.length * MAX_COMPRESSED_RATIO) {
-      return head.length === blob.length ? { codec: 'brotli', compressed: probe } : { codec: 'brotli' };
+  /** What a worker did with a whole blob, as this volume's result. */
+  const settle = async (reply: Exclude<PutReply, { kind: 'too-large' }>, tempPath: string, options: PutOptions): Promise<E.Either<VolumeError, PutResult>> => {
+    switch (reply.kind) {
+      case 'wrong-digest':
+        return wrongDigest(options.expectedDigest as Digest, reply.digest as Digest);
+      case 'exists':
+        return E.right({ digest: reply.digest as Digest, size: reply.size, stored: false });
+      case 'written':
+        noteWritten(reply.storedBytes);
+        return E.right(await commit(reply.digest as Digest, tempPath, reply.size));
     }
-    return { codec: 'raw' };
   };
 
-  const putWhole = async (raw: Buffer, options: PutOptions): Promise<E.Either<VolumeError, PutResult>> => {
-    const digest = sha256(raw);
-    if (options.expectedDigest !== undefined && options.expectedDigest !== digest) return wrongDigest(options.expectedDigest, digest);
-    // The digest is known before writing: a duplicate costs no write at all.
-    if (await alreadyStored(digest)) return E.right({ digest, size: raw.length, stored: false });
-    const { codec, compressed } = chooseCodec(raw);
-    const body = codec === 'brotli' ? (compressed ?? (await compress(raw))) : raw;
-    const { tempPath, fd } = await writeTemp(encodeHeader({ codec, size: raw.length }), body, syncMode === 'group');
-    return E.right(await commit(digest, tempPath, raw.length, fd));
+  /** Runs a worker request; a failure reading the caller's file becomes a `SourceStreamError`. */
+  const onWorker = async <A>(request: () => Promise<A>): Promise<A> => {
+    try {
+      return await request();
+    } catch (error) {
+      throw error instanceof WorkerIoError && error.inSource ? new SourceStreamError(error) : error;
+    }
+  };
+
+  const putWhole = async (raw: Buffer, owned: boolean, options: PutOptions): Promise<E.Either<VolumeError, PutResult>> => {
+    const tempPath = path.join(tempDir, tempName());
+    const reply = await onWorker(() =>
+      ioPool.putBytes({ bytes: raw, owned, root, tempPath, compression, maxWholeBytes: WHOLE_PUT_BYTES, expectedDigest: options.expectedDigest }),
+    );
+    if (reply.kind === 'too-large') throw new Error('a whole put never exceeds its own limit'); // programmer error
+    return settle(reply, tempPath, options);
   };
 
   const putStreamed = async (
@@ -322,7 +288,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     options: PutOptions,
   ): Promise<E.Either<VolumeError, PutResult>> => {
     const headBytes = Buffer.concat(head);
-    const { codec } = chooseCodec(headBytes.subarray(0, PROBE_BYTES));
+    const { codec } = chooseCodec(headBytes, compression, false);
     const hash = createHash('sha256');
     let size = 0;
     const content = Readable.from(
@@ -364,6 +330,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
       await fs.rm(tempPath);
       return E.right({ digest, size, stored: false });
     }
+    noteWritten(size);
     return E.right(await commit(digest, tempPath, size));
   };
 
@@ -378,7 +345,8 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
           const chunk = await nextChunk(source);
           if (chunk === undefined) {
             finished = true;
-            return await putWhole(head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), options);
+            // A single chunk is the caller's buffer: copied to the worker, not taken away.
+            return await (head.length === 1 ? putWhole(head[0] as Buffer, false, options) : putWhole(Buffer.concat(head), true, options));
           }
           head.push(chunk);
           headLength += chunk.length;
@@ -390,6 +358,16 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
         // On failure, stop the caller's stream; its own teardown error would add nothing.
         if (!finished) await source.return?.().catch(() => undefined);
       }
+    });
+
+  const putFile = (file: string, options: PutOptions = {}): TE.TaskEither<VolumeError, PutResult> =>
+    guard('put', async () => {
+      const tempPath = path.join(tempDir, tempName());
+      const reply = await onWorker(() =>
+        ioPool.putFile({ file, root, tempPath, compression, maxWholeBytes: WORKER_WHOLE_BYTES, expectedDigest: options.expectedDigest }),
+      );
+      if (reply.kind === 'too-large') return put(createReadStream(file), options)();
+      return settle(reply, tempPath, options);
     });
 
   /** Opens a blob for reading: its pending temp file first, then its place in the shard. */
@@ -413,25 +391,38 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
 
   const get = (digest: Digest): TE.TaskEither<VolumeError, Readable> =>
     guard('get', async () => {
+      const temp = pending.get(digest);
+      const reply = await ioPool.get({ digest, paths: temp === undefined ? [finalPath(digest)] : [temp.tempPath, finalPath(digest)], maxWholeBytes: WORKER_WHOLE_BYTES });
+      switch (reply.kind) {
+        case 'missing':
+          return E.left(await missing('get', digest));
+        case 'corrupt':
+          return E.right(failingStream({ _tag: 'BlobCorrupt', op: 'get', key: digest, cause: reply.reason }));
+        case 'verified':
+          return E.right(bytesStream(Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength)));
+        case 'too-large':
+          return getStreamed(digest);
+      }
+    });
+
+  /** A get of a large blob: decompressed and verified while it streams. */
+  const getStreamed = async (digest: Digest): Promise<E.Either<VolumeError, Readable>> => {
+    {
       const opened = await openBlob('get', digest);
       if (E.isLeft(opened)) return opened;
       const fd = opened.right;
       let streaming = false;
       try {
-        const { size: fileSize } = await fstatFd(fd);
-        const first = await readFdUpTo(fd, Math.min(fileSize, WHOLE_READ_BYTES), 0);
-        const header = decodeHeader(first);
+        const header = decodeHeader(await readFdUpTo(fd, HEADER_SIZE, 0));
         if (E.isLeft(header)) return E.right(failingStream({ _tag: 'BlobCorrupt', op: 'get', key: digest, cause: header.left }));
         const compressed = header.right.codec === 'brotli';
-        if (fileSize <= WHOLE_READ_BYTES) {
-          return E.right(await verifyWhole(digest, header.right.size, first.subarray(HEADER_SIZE), compressed));
-        }
         streaming = true;
         return E.right(verifiedFileStream(fd, HEADER_SIZE, digest, header.right.size, compressed));
       } finally {
         if (!streaming) await closeFd(fd);
       }
-    });
+    }
+  };
 
   const stat = (digest: Digest): TE.TaskEither<VolumeError, BlobStat> =>
     guard('stat', async () => {
@@ -466,9 +457,6 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
       const temp = pending.get(digest);
       if (temp !== undefined) {
         pending.delete(digest);
-        const fd = takeFd(temp);
-        // The blob is discarded: what its close could report about its data no longer matters.
-        if (fd !== undefined) await closeFd(fd).catch(() => undefined);
         try {
           await unlinkPath(temp.tempPath);
           return E.right(undefined);
@@ -536,43 +524,49 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     const batch = [...pending.entries()];
     const stillPending = ([digest, entry]: [Digest, Pending]): boolean => pending.get(digest) === entry;
     // 1. Data first: one syncfs, or fsync every temp file in parallel so the threadpool and the
-    // journal batch them.
-    for (const item of batch) {
-      const entry = item[1];
-      if (stillPending(item) && entry.failure !== undefined) {
-        const failure = entry.failure;
-        entry.failure = undefined; // reported once, like a failed fsync; the next flush syncs again
-        throw failure;
-      }
+    // journal batch them. A background write-back's failure is this flush's: syncfs reports a
+    // write-back error only once, and it may have been that one's.
+    if (earlyWriteback !== undefined) await earlyWriteback;
+    if (earlyWritebackFailure !== undefined) {
+      const failure = earlyWritebackFailure;
+      earlyWritebackFailure = undefined;
+      throw failure;
     }
+    unsyncedBytes = 0;
     const synced = await syncWholeFileSystem(batch.filter(([, entry]) => !entry.synced).length);
     await runLimited(batch, FLUSH_CONCURRENCY, async (item) => {
       const entry = item[1];
       if (!stillPending(item)) return;
       try {
-        if (synced && entry.syncing === undefined) {
-          const fd = takeFd(entry);
-          if (fd !== undefined) await closeFd(fd);
-          entry.synced = true;
-        } else {
-          await syncEntry(entry);
-        }
+        if (synced && entry.syncing === undefined) entry.synced = true;
+        else await syncEntry(entry);
       } catch (error) {
         if (!(isNotFound(error) && !stillPending(item))) throw error;
       }
     });
-    // 2. Then the commit point: rename into the shard.
-    await runLimited(batch, FLUSH_CONCURRENCY, async (item) => {
-      if (!stillPending(item)) return;
-      const [digest, entry] = item;
-      try {
-        await renameIntoPlace(entry.tempPath, digest);
-      } catch (error) {
-        if (isNotFound(error) && !stillPending(item)) return; // deleted meanwhile
-        throw error;
-      }
-      if (stillPending(item)) pending.delete(digest);
+    // 2. Then the commit point: rename into the shard (on the I/O workers, in batches).
+    const moves = batch.filter(stillPending);
+    const batches: Array<typeof moves> = [];
+    for (let at = 0; at < moves.length; at += RENAME_BATCH) batches.push(moves.slice(at, at + RENAME_BATCH));
+    const replies = await Promise.all(
+      batches.map((part) => ioPool.rename({ moves: part.map(([digest, entry]) => ({ from: entry.tempPath, to: finalPath(digest) })) })),
+    );
+    let firstFailure: unknown;
+    replies.forEach((reply, b) => {
+      if (reply.createdDirs.length > 0) dirtyDirs.add(root);
+      reply.failures.forEach((failure, i) => {
+        const item = (batches[b] as typeof moves)[i] as [Digest, Pending];
+        if (failure === undefined) {
+          knownShards.add(digestShard(item[0]));
+          dirtyDirs.add(shardDir(item[0]));
+          if (stillPending(item)) pending.delete(item[0]);
+        } else if (!(failure.code === 'ENOENT' && !stillPending(item))) {
+          // (ENOENT of a blob no longer pending: deleted meanwhile.)
+          firstFailure ??= new WorkerIoError(failure);
+        }
+      });
     });
+    if (firstFailure !== undefined) throw firstFailure;
     // 3. Then the directory entries (the renames, deletes and new shards).
     const dirs = [...dirtyDirs];
     dirtyDirs.clear();
@@ -629,6 +623,7 @@ const openLocalVolume = (root: string, compression: 'auto' | 'always' | 'never',
     root,
     supports: { durable: syncMode === 'group', remote: false },
     put,
+    putFile,
     has,
     get,
     stat,

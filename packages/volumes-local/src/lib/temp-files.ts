@@ -13,7 +13,15 @@ const TEMP_NAME = /^(\d+)-[0-9a-f]+-(.+)\.tmp$/;
 /** A temp file of a writer on another host is only considered abandoned after this long. */
 export const FOREIGN_TEMP_MAX_AGE_MS = 24 * 60 * 60 * 1000;
 
-export const tempName = (): string => `${process.pid}-${randomBytes(8).toString('hex')}-${HOST}.tmp`;
+// Unique per process: a random prefix drawn once, then a counter (a random draw per blob costs
+// more than the rest of naming it).
+const PROCESS_TAG = randomBytes(6).toString('hex');
+let counter = 0;
+
+export const tempName = (): string => {
+  counter += 1;
+  return `${process.pid}-${PROCESS_TAG}${counter.toString(16).padStart(8, '0')}-${HOST}.tmp`;
+};
 
 const processIsAlive = (pid: number): boolean => {
   try {

@@ -1,0 +1,229 @@
+/*
+ * An I/O worker of the local volume (see io-pool.ts for why they exist). It runs one request at
+ * a time with synchronous file-system calls: each call is a plain syscall on this thread, where
+ * on the main thread it would be a round trip through libuv's threadpool (measured on a 2-core
+ * VM: reading 1 GB of 20,000 cached files costs 0.45 s synchronously and ~2.5 s through the
+ * pool). Hashing and (de)compression run here too, off the main thread.
+ */
+import { createHash } from 'node:crypto';
+import * as fs from 'node:fs';
+import { parentPort } from 'node:worker_threads';
+import { brotliDecompressSync } from 'node:zlib';
+import * as E from 'fp-ts/Either';
+import { chooseCodec, compressSync } from './codec-choice';
+import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
+import { toWireError, type GetReply, type GetRequest, type IoReply, type IoRequest, type IoResponse, type PutReply, type PutRequest, type RenameReply, type RenameRequest } from './io-protocol';
+
+const shardOf = (root: string, digest: string): string => `${root}/${digest.slice(-2)}`;
+
+// Reused for every file a put reads: a fresh buffer per blob would cost page faults and, in a
+// multi-threaded process, TLB shoot-downs when it is freed.
+let scratch = Buffer.allocUnsafeSlow(1024 * 1024);
+
+const readFileInto = (fd: number, size: number, into: Buffer): number => {
+  let done = 0;
+  while (done < size) {
+    const n = fs.readSync(fd, into, done, size - done, done);
+    if (n === 0) break;
+    done += n;
+  }
+  return done;
+};
+
+/** Reads a whole source file (to its end) into the scratch buffer, or undefined when too large. */
+const readSource = (file: string, maxBytes: number): Buffer | undefined => {
+  let fd: number;
+  try {
+    fd = fs.openSync(file, 'r');
+  } catch (error) {
+    throw Object.assign(error as Error, { inSource: true });
+  }
+  try {
+    const { size } = fs.fstatSync(fd);
+    if (size > maxBytes) return undefined;
+    // One byte more than the size, so that the end of the file is seen in the same read.
+    if (scratch.length < size + 1) scratch = Buffer.allocUnsafeSlow(size + 1);
+    let done = 0;
+    for (;;) {
+      if (done === scratch.length) {
+        // The file grew since the fstat.
+        if (done > maxBytes) return undefined;
+        const bigger = Buffer.allocUnsafeSlow(scratch.length * 2);
+        scratch.copy(bigger);
+        scratch = bigger;
+      }
+      const n = fs.readSync(fd, scratch, done, scratch.length - done, done);
+      if (n === 0) break;
+      done += n;
+    }
+    return done > maxBytes ? undefined : scratch.subarray(0, done);
+  } catch (error) {
+    throw Object.assign(error as Error, { inSource: true });
+  } finally {
+    fs.closeSync(fd);
+  }
+};
+
+const writeAll = (fd: number, buffers: Buffer[]): void => {
+  let rest = buffers.filter((b) => b.length > 0);
+  let at = 0;
+  while (rest.length > 0) {
+    const written = fs.writevSync(fd, rest, at);
+    if (written === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    at += written;
+    let skip = written;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
+  }
+};
+
+/** Refreshes an existing blob's mtime (a purge's grace period counts from it); false if absent. */
+const touchIfStored = (file: string): boolean => {
+  // A stat that answers "absent" without throwing: most blobs are new, and a thrown ENOENT costs
+  // a stack trace each.
+  if (fs.statSync(file, { throwIfNoEntry: false }) === undefined) return false;
+  const now = new Date();
+  try {
+    fs.utimesSync(file, now, now);
+    return true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false; // deleted in between
+    throw error;
+  }
+};
+
+const put = (request: PutRequest): PutReply => {
+  const { source } = request;
+  let raw: Buffer;
+  if ('path' in source) {
+    const read = readSource(source.path, request.maxWholeBytes);
+    if (read === undefined) return { kind: 'too-large' };
+    raw = read;
+  } else {
+    raw = Buffer.from(source.bytes.buffer, source.bytes.byteOffset, source.bytes.byteLength);
+  }
+  const digest = createHash('sha256').update(raw).digest('hex');
+  if (request.expectedDigest !== undefined && request.expectedDigest !== digest) return { kind: 'wrong-digest', digest };
+  if (touchIfStored(`${shardOf(request.root, digest)}/${digest}`)) return { kind: 'exists', digest, size: raw.length };
+  const choice = chooseCodec(raw, request.compression, true);
+  const body = choice.codec === 'brotli' ? (choice.compressed ?? compressSync(raw)) : raw;
+  const fd = fs.openSync(request.tempPath, 'wx');
+  try {
+    writeAll(fd, [encodeHeader({ codec: choice.codec, size: raw.length }), body]);
+  } catch (error) {
+    fs.closeSync(fd);
+    fs.rmSync(request.tempPath, { force: true });
+    throw error;
+  }
+  fs.closeSync(fd);
+  return { kind: 'written', digest, size: raw.length, storedBytes: HEADER_SIZE + body.length };
+};
+
+const openFirst = (paths: readonly string[]): number | undefined => {
+  for (const file of paths) {
+    try {
+      return fs.openSync(file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+    }
+  }
+  return undefined;
+};
+
+/** A buffer that owns its whole ArrayBuffer, so it can be transferred without copying. */
+const transferable = (bytes: Buffer): Uint8Array => {
+  if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) return bytes;
+  const own = new Uint8Array(bytes.byteLength);
+  own.set(bytes);
+  return own;
+};
+
+const get = (request: GetRequest): GetReply => {
+  const fd = openFirst(request.paths);
+  if (fd === undefined) return { kind: 'missing' };
+  let file: Buffer;
+  try {
+    const { size } = fs.fstatSync(fd);
+    if (size > request.maxWholeBytes) return { kind: 'too-large' };
+    file = Buffer.allocUnsafeSlow(size);
+    file = file.subarray(0, readFileInto(fd, size, file));
+  } finally {
+    fs.closeSync(fd);
+  }
+  const header = decodeHeader(file);
+  if (E.isLeft(header)) return { kind: 'corrupt', reason: header.left };
+  let raw: Buffer;
+  try {
+    raw = header.right.codec === 'brotli' ? brotliDecompressSync(file.subarray(HEADER_SIZE)) : file.subarray(HEADER_SIZE);
+  } catch (error) {
+    return { kind: 'corrupt', reason: `cannot decompress: ${toWireError(error).message}` };
+  }
+  if (raw.length !== header.right.size) return { kind: 'corrupt', reason: `expected ${header.right.size} bytes, read ${raw.length} (truncated?)` };
+  const actual = createHash('sha256').update(raw).digest('hex');
+  if (actual !== request.digest) return { kind: 'corrupt', reason: `content hashes to ${actual}` };
+  return { kind: 'verified', bytes: transferable(raw) };
+};
+
+const rename = (request: RenameRequest): RenameReply => {
+  const createdDirs: string[] = [];
+  const failures = request.moves.map(({ from, to }) => {
+    try {
+      try {
+        fs.renameSync(from, to);
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT' || !fs.existsSync(from)) throw error;
+        // The shard is new. Never recursive: recreating a vanished root would write onto the
+        // bare mount point.
+        const dir = to.slice(0, to.lastIndexOf('/'));
+        try {
+          fs.mkdirSync(dir);
+          createdDirs.push(dir);
+        } catch (mkdirError) {
+          if ((mkdirError as NodeJS.ErrnoException).code !== 'EEXIST') throw mkdirError;
+        }
+        fs.renameSync(from, to);
+      }
+      return undefined;
+    } catch (error) {
+      return toWireError(error);
+    }
+  });
+  return { kind: 'renamed', failures, createdDirs };
+};
+
+const handle = (request: IoRequest): IoReply => {
+  switch (request.op) {
+    case 'put':
+      return put(request);
+    case 'get':
+      return get(request);
+    case 'rename':
+      return rename(request);
+  }
+};
+
+const respond = (request: IoRequest): IoResponse => {
+  try {
+    return { id: request.id, ok: true, reply: handle(request) };
+  } catch (error) {
+    return { id: request.id, ok: false, error: { ...toWireError(error), ...((error as { inSource?: boolean }).inSource === true ? { inSource: true } : {}) } };
+  }
+};
+
+const port = parentPort;
+if (port === null) throw new Error('io-worker.ts runs only as a worker thread (see io-pool.ts)');
+// Requests come in batches and their responses go back as one message: a message costs a
+// cross-thread wake-up, more than a small blob's file-system calls.
+port.on('message', (requests: readonly IoRequest[]) => {
+  const responses = requests.map(respond);
+  const transfer: ArrayBuffer[] = [];
+  for (const response of responses) if (response.ok && response.reply.kind === 'verified') transfer.push(response.reply.bytes.buffer as ArrayBuffer);
+  port.postMessage(responses, transfer);
+});
