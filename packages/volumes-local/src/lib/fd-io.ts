@@ -15,8 +15,31 @@ export const utimesPath = promisify(fs.utimes) as (path: string, atime: Date, mt
 export const renamePath = promisify(fs.rename) as (from: string, to: string) => Promise<void>;
 export const unlinkPath = promisify(fs.unlink) as (path: string) => Promise<void>;
 
+const writevRaw = (fd: number, buffers: Buffer[], position: number): Promise<number> =>
+  new Promise((resolve, reject) => fs.writev(fd, buffers, position, (error, bytesWritten) => (error === null ? resolve(bytesWritten) : reject(error))));
 const readRaw = (fd: number, buffer: Buffer, offset: number, length: number, position: number): Promise<number> =>
   new Promise((resolve, reject) => fs.read(fd, buffer, offset, length, position, (error, bytesRead) => (error === null ? resolve(bytesRead) : reject(error))));
+
+/** Writes all of `buffers` at `position` with as few calls as the kernel allows (short writes continue). */
+export const writevFully = async (fd: number, buffers: readonly Buffer[], position: number): Promise<void> => {
+  let rest = buffers.filter((b) => b.length > 0);
+  let at = position;
+  while (rest.length > 0) {
+    const written = await writevRaw(fd, rest, at);
+    if (written === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+    at += written;
+    let skip = written;
+    const next: Buffer[] = [];
+    for (const b of rest) {
+      if (skip >= b.length) skip -= b.length;
+      else {
+        next.push(skip > 0 ? b.subarray(skip) : b);
+        skip = 0;
+      }
+    }
+    rest = next;
+  }
+};
 
 /** Reads exactly `length` bytes at `position`, or fewer when the file is shorter. */
 export const readFdUpTo = async (fd: number, length: number, position: number): Promise<Buffer> => {

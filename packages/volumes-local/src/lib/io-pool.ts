@@ -4,7 +4,7 @@ import { Worker } from 'node:worker_threads';
 import { type GetReply, type GetRequest, type IoReply, type IoRequest, type IoResponse, type PutReply, type PutRequest, type RenameReply, type RenameRequest, type WireError } from './io-protocol';
 
 /*
- * The hot paths of the volume (a whole-blob put, a whole-blob get, the renames of a flush) run
+ * The hot paths of the volume (`putFile`, a whole-blob get, the renames of a flush) run
  * on a few worker threads with synchronous file-system calls instead of libuv's threadpool.
  * A blob costs one message each way instead of 5-9 threadpool round trips, each of which costs
  * ~20 us of cross-thread wake-ups on a VM, and the hashing and compression leave the main
@@ -44,7 +44,6 @@ interface Slot {
   idleTimer: NodeJS.Timeout | undefined;
   /** Requests of this turn of the event loop, posted together (see `call`). */
   outbox: IoRequest[];
-  outboxTransfer: ArrayBuffer[];
 }
 
 /**
@@ -88,7 +87,7 @@ const retire = (slot: Slot, cause: unknown): void => {
 const startSlot = (): Slot => {
   const { file, options } = workerEntry();
   const worker = new Worker(file, options);
-  const slot: Slot = { worker, waiting: new Map(), idleTimer: undefined, outbox: [], outboxTransfer: [] };
+  const slot: Slot = { worker, waiting: new Map(), idleTimer: undefined, outbox: [] };
   worker.unref();
   worker.on('message', (responses: readonly IoResponse[]) => {
     for (const response of responses) {
@@ -127,7 +126,7 @@ const pick = (): Slot => {
 
 type WithoutId<R> = R extends unknown ? Omit<R, 'id'> : never;
 
-const call = <A extends IoReply>(request: WithoutId<PutRequest | GetRequest | RenameRequest>, transfer: ArrayBuffer[] = []): Promise<A> => {
+const call = <A extends IoReply>(request: WithoutId<PutRequest | GetRequest | RenameRequest>): Promise<A> => {
   const slot = pick();
   const id = nextId;
   nextId += 1;
@@ -142,17 +141,14 @@ const call = <A extends IoReply>(request: WithoutId<PutRequest | GetRequest | Re
     // next requests together, after the turn's callbacks ran.
     if (slot.outbox.length === 0) setImmediate(() => post(slot));
     slot.outbox.push({ ...request, id } as IoRequest);
-    slot.outboxTransfer.push(...transfer);
   });
 };
 
 const post = (slot: Slot): void => {
   const requests = slot.outbox;
-  const transfer = slot.outboxTransfer;
   slot.outbox = [];
-  slot.outboxTransfer = [];
   try {
-    slot.worker.postMessage(requests, transfer);
+    slot.worker.postMessage(requests);
   } catch (error) {
     // Only a request that cannot be cloned gets here (a programmer error); fail them, not the pool.
     for (const request of requests) {
@@ -162,30 +158,8 @@ const post = (slot: Slot): void => {
   }
 };
 
-/**
- * Bytes handed to a worker move without a copy when they own their whole ArrayBuffer and the
- * caller gives them up (`owned`); otherwise they are copied first, so the caller's buffer stays
- * intact.
- */
-const handOver = (bytes: Buffer, owned: boolean): { bytes: Uint8Array; transfer: ArrayBuffer[] } => {
-  if (owned && bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) {
-    return { bytes, transfer: [bytes.buffer] };
-  }
-  const copy = new Uint8Array(bytes.byteLength);
-  copy.set(bytes);
-  return { bytes: copy, transfer: [copy.buffer] };
-};
-
 export const ioPool = {
-  putFile: (request: Omit<PutRequest, 'id' | 'op' | 'source'> & { readonly file: string }): Promise<PutReply> => {
-    const { file, ...rest } = request;
-    return call<PutReply>({ op: 'put', ...rest, source: { path: file } });
-  },
-  putBytes: (request: Omit<PutRequest, 'id' | 'op' | 'source'> & { readonly bytes: Buffer; readonly owned: boolean }): Promise<PutReply> => {
-    const { bytes, owned, ...rest } = request;
-    const moved = handOver(bytes, owned);
-    return call<PutReply>({ op: 'put', ...rest, source: { bytes: moved.bytes } }, moved.transfer);
-  },
+  putFile: (request: Omit<PutRequest, 'id' | 'op'>): Promise<PutReply> => call<PutReply>({ op: 'put', ...request }),
   get: (request: Omit<GetRequest, 'id' | 'op'>): Promise<GetReply> => call<GetReply>({ op: 'get', ...request }),
   rename: (request: Omit<RenameRequest, 'id' | 'op'>): Promise<RenameReply> => call<RenameReply>({ op: 'rename', ...request }),
 };

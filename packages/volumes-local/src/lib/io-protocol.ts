@@ -18,8 +18,8 @@ export interface WireError {
 export interface PutRequest {
   readonly op: 'put';
   readonly id: number;
-  /** A file to read (at most `maxWholeBytes`), or bytes the caller already holds. */
-  readonly source: { readonly path: string } | { readonly bytes: Uint8Array };
+  /** The file to read (at most `maxWholeBytes`). */
+  readonly file: string;
   /** Where the blob goes when it is new: `<root>/<xx>/<digest>` is checked first. */
   readonly root: string;
   readonly tempPath: string;

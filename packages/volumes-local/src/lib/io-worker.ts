@@ -100,15 +100,8 @@ const touchIfStored = (file: string): boolean => {
 };
 
 const put = (request: PutRequest): PutReply => {
-  const { source } = request;
-  let raw: Buffer;
-  if ('path' in source) {
-    const read = readSource(source.path, request.maxWholeBytes);
-    if (read === undefined) return { kind: 'too-large' };
-    raw = read;
-  } else {
-    raw = Buffer.from(source.bytes.buffer, source.bytes.byteOffset, source.bytes.byteLength);
-  }
+  const raw = readSource(request.file, request.maxWholeBytes);
+  if (raw === undefined) return { kind: 'too-large' };
   const digest = createHash('sha256').update(raw).digest('hex');
   if (request.expectedDigest !== undefined && request.expectedDigest !== digest) return { kind: 'wrong-digest', digest };
   if (touchIfStored(`${shardOf(request.root, digest)}/${digest}`)) return { kind: 'exists', digest, size: raw.length };

@@ -9,9 +9,9 @@ import { pipe } from 'fp-ts/function';
 import * as TE from 'fp-ts/TaskEither';
 import { Digest, digestShard, type BlobStat, type BlobVolume, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
 import { createReadStream } from 'node:fs';
-import { createCompressor, FileSink, failingStream, bytesStream, isNotFound, nextChunk, verifiedFileStream, writeFully } from './blob-io';
+import { compress, createCompressor, FileSink, failingStream, bytesStream, isNotFound, nextChunk, verifiedFileStream, writeFully } from './blob-io';
 import { chooseCodec, type CompressionMode } from './codec-choice';
-import { closeFd, fstatFd, fsyncPath, openFd, readFdUpTo, renamePath, unlinkPath, utimesPath } from './fd-io';
+import { closeFd, fstatFd, fsyncPath, openFd, readFdUpTo, renamePath, unlinkPath, utimesPath, writevFully } from './fd-io';
 import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
 import { errnoOf, fromFsError, SourceStreamError } from './fs-errors';
 import { ioPool, WorkerIoError } from './io-pool';
@@ -56,9 +56,9 @@ export interface LocalVolume extends BlobVolume {
   putFile(file: string, options?: PutOptions): TE.TaskEither<VolumeError, PutResult>;
 }
 
-// Blobs up to this size are held whole by `put` (read from the caller's stream, then handed to
-// an I/O worker that hashes, compresses and writes them with one call); larger ones are streamed
-// through a temp file on the main thread. Most mail is far smaller; this covers ~99% of blobs.
+// Blobs up to this size are held whole by `put` (read from the caller's stream, then hashed,
+// compressed and written with one call); larger ones are streamed through a temp file. Most mail
+// is far smaller; this covers ~99% of blobs.
 const WHOLE_PUT_BYTES = 1024 * 1024;
 // `putFile` and `get` hand whole files up to this size to a worker (a read costs one worker
 // message, not a stream); larger ones are streamed. At most this much memory per call.
@@ -273,13 +273,29 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
     }
   };
 
-  const putWhole = async (raw: Buffer, owned: boolean, options: PutOptions): Promise<E.Either<VolumeError, PutResult>> => {
+  /**
+   * A put of bytes the caller's stream gave us, on this thread. (Handing them to an I/O worker
+   * measured slower: a copy or a transfer of fresh memory per blob, and a message, cost more than
+   * the few file-system calls they would save.)
+   */
+  const putWhole = async (raw: Buffer, options: PutOptions): Promise<E.Either<VolumeError, PutResult>> => {
+    const digest = createHash('sha256').update(raw).digest('hex') as Digest;
+    if (options.expectedDigest !== undefined && options.expectedDigest !== digest) return wrongDigest(options.expectedDigest, digest);
+    if (await alreadyStored(digest)) return E.right({ digest, size: raw.length, stored: false });
+    const choice = chooseCodec(raw, compression, true);
+    const body = choice.codec === 'brotli' ? (choice.compressed ?? (await compress(raw))) : raw;
     const tempPath = path.join(tempDir, tempName());
-    const reply = await onWorker(() =>
-      ioPool.putBytes({ bytes: raw, owned, root, tempPath, compression, maxWholeBytes: WHOLE_PUT_BYTES, expectedDigest: options.expectedDigest }),
-    );
-    if (reply.kind === 'too-large') throw new Error('a whole put never exceeds its own limit'); // programmer error
-    return settle(reply, tempPath, options);
+    const fd = await openFd(tempPath, 'wx');
+    try {
+      await writevFully(fd, [encodeHeader({ codec: choice.codec, size: raw.length }), body], 0);
+    } catch (error) {
+      await closeFd(fd).catch(() => undefined); // the write error is the one that matters
+      await removeQuietly(tempPath);
+      throw error;
+    }
+    await closeFd(fd);
+    noteWritten(HEADER_SIZE + body.length);
+    return E.right(await commit(digest, tempPath, raw.length));
   };
 
   const putStreamed = async (
@@ -345,8 +361,7 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
           const chunk = await nextChunk(source);
           if (chunk === undefined) {
             finished = true;
-            // A single chunk is the caller's buffer: copied to the worker, not taken away.
-            return await (head.length === 1 ? putWhole(head[0] as Buffer, false, options) : putWhole(Buffer.concat(head), true, options));
+            return await putWhole(head.length === 1 ? (head[0] as Buffer) : Buffer.concat(head), options);
           }
           head.push(chunk);
           headLength += chunk.length;
