@@ -25,6 +25,11 @@ export {
   type BucketSummary,
   type BucketOptions,
 } from './lib/volume-config';
+export {
+  EncryptionSettings,
+  createEncryptionKeyFile,
+  readEncryptionKeyFile,
+} from './lib/encryption-keys';
 export { makeMountVolume, type MountVolume, type MountVolumeStatus, type MountVolumeOptions } from './lib/mount-volume';
 export { uploadMetadataArchives, type MetadataUploadSummary, type MetadataUploadOptions } from './lib/metadata-archives';
 export { setBackupVolume, type VolumeTargetSpec, type SetVolumeSummary } from './lib/volume-setup';

@@ -4,7 +4,8 @@
  * it. Imports nothing of ours. Test helpers (in-memory volume, contract suite) are exported
  * from `@zxbackup/volume-contract/testing`.
  */
-export type { BlobVolume, PutResult, PutOptions, BlobStat, VolumeSupports } from './lib/blob-volume';
+export type { BlobVolume, PutResult, PutOptions, PutFileOptions, PutFileResult, BlobStat, VolumeSupports } from './lib/blob-volume';
+export { putFileThroughStream, sourceUnreadable } from './lib/put-file';
 export { Digest, digestShard } from './lib/digest';
 export type { VolumeError, VolumeErrorTag } from './lib/errors';
 export { VolumeStreamError, describeVolumeError } from './lib/errors';

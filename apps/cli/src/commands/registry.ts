@@ -6,7 +6,13 @@ import { doItemRestoreCommand, doItemSearchCommand, doRestoreOnNewAccountCommand
 import { doAccountScanCommand, doSmartScanCommand } from './scan.command';
 import { realTimeScannerCommand } from './real-time-scanner.command';
 import { doCoherencyCheckCommand, doPurgeCommand } from './maintenance.command';
-import { listBucketsCommand, migrateBackupVolumeCommand, retrieveMetadataFromArchiveCommand, setBackupVolumeCommand } from './volume.command';
+import {
+  generateEncryptionKeyCommand,
+  listBucketsCommand,
+  migrateBackupVolumeCommand,
+  retrieveMetadataFromArchiveCommand,
+  setBackupVolumeCommand,
+} from './volume.command';
 
 type AnyCommand = CommandModule<GlobalArgs, GlobalArgs>;
 
@@ -30,4 +36,5 @@ export const commandsFromModules = (deps: CliDeps): ReadonlyArray<AnyCommand> =>
     migrateBackupVolumeCommand(deps),
     listBucketsCommand(deps),
     retrieveMetadataFromArchiveCommand(deps),
+    generateEncryptionKeyCommand(deps),
   ] as unknown as ReadonlyArray<AnyCommand>;

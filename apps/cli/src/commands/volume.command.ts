@@ -6,6 +6,7 @@ import type { AccountId } from '@zxbackup/item-store';
 import {
   appError,
   bucketsFilePath,
+  createEncryptionKeyFile,
   executeVolumeMigrationPlan,
   formatInstant,
   fromPackageError,
@@ -41,6 +42,7 @@ interface VolumeArgs {
   readonly url?: string;
   readonly volumePrefix?: string;
   readonly bucketConfigurationId?: string;
+  readonly encryptionKeyFile?: string;
 }
 
 const volumeOptions = <A>(y: Argv<GlobalArgs>, verb: string): Argv<A> =>
@@ -57,6 +59,11 @@ const volumeOptions = <A>(y: Argv<GlobalArgs>, verb: string): Argv<A> =>
     .option('bucket-configuration-id', {
       type: 'string',
       describe: 'S3: reuse a stored bucket configuration (see listBuckets); with the bucket options: store them under this id',
+    })
+    .option('encryption-key-file', {
+      type: 'string',
+      describe:
+        'S3: encrypt blobs and metadata archives client-side (AES-256-GCM) with the key in this file (see generateEncryptionKey); only its path is stored',
     }) as unknown as Argv<A>;
 
 /** Reads `--secret-file` and turns the arguments into a target; the type is case-insensitive. */
@@ -64,6 +71,8 @@ const targetSpec = (args: VolumeArgs): TE.TaskEither<AppError, VolumeTargetSpec>
   const type = args.type.toLowerCase();
   if (type === 'local') {
     if (args.mountPath === undefined || args.mountPath === '') return TE.left(appError('Usage', 'Local needs the mount point: e.g. `Local /mnt/backup`'));
+    if (args.encryptionKeyFile !== undefined)
+      return TE.left(appError('Usage', '--encryption-key-file is for S3 only: the Local (mount) volume is not encrypted; encrypt the share itself'));
     const s3Only = (['bucketName', 'accessKey', 'secret', 'secretFile', 'region', 'url', 'volumePrefix', 'bucketConfigurationId'] as const).filter(
       (k) => args[k] !== undefined,
     );
@@ -93,6 +102,7 @@ const targetSpec = (args: VolumeArgs): TE.TaskEither<AppError, VolumeTargetSpec>
         ...(args.bucketConfigurationId === undefined ? {} : { bucketConfigurationId: args.bucketConfigurationId }),
       },
       ...(args.volumePrefix === undefined ? {} : { prefix: args.volumePrefix }),
+      ...(args.encryptionKeyFile === undefined ? {} : { encryptionKeyFile: args.encryptionKeyFile }),
     })),
   );
 };
@@ -108,12 +118,16 @@ export const setBackupVolumeCommand = (deps: CliDeps): CommandModule<GlobalArgs,
       volumeOptions<VolumeArgs>(y, 'use')
         .example(`$0 setBackupVolume S3 ${S3_EXAMPLE}`, 'server 1: store a new bucket configuration (the bucket is created when missing)')
         .example('$0 setBackupVolume S3 --bucket-configuration-id 4f2a9c01d3e7 --volume-prefix server2', 'server 2: same bucket, its own prefix')
+        .example('$0 generateEncryptionKey /root/zxbackup.key', 'once: a key for client-side encryption (keep a copy off this server)')
+        .example(`$0 setBackupVolume S3 ${S3_EXAMPLE} --encryption-key-file /root/zxbackup.key`, 'the bucket holds only encrypted blobs and archives')
         .example('$0 setBackupVolume Local /mnt/zxbackup', 'blobs on a mounted NFS share')
         .epilogue(
           'Bucket configurations (with their credentials) are kept in $ZXBACKUP_BUCKETS_FILE, else\n' +
             '/etc/zxbackup/buckets.json (mode 0600); `zxbackup listBuckets` shows them without secrets. Blobs are\n' +
             'written to a local cache under the backup path first and sent to the store as soon as possible, so\n' +
-            `scans go on while it is away.\n\n${EXIT_STATUS_HELP}`,
+            'scans go on while it is away. With --encryption-key-file every object is encrypted before it leaves this\n' +
+            'server; the backup path records the key file\'s path and fingerprint, never the key. Without the key file\n' +
+            `the backup cannot be read: keep a copy of it off this server.\n\n${EXIT_STATUS_HELP}`,
         ) as unknown as Argv<VolumeArgs>,
     run: (ctx) =>
       pipe(
@@ -122,6 +136,9 @@ export const setBackupVolumeCommand = (deps: CliDeps): CommandModule<GlobalArgs,
         TE.map((s) =>
           ctx.out.result(s, () => [
             `${s.backupPath}: blobs ${s.changed ? 'now go to' : 'already go to'} ${s.description}${s.initialized ? ' (backup path initialized)' : ''}`,
+            ...(s.volume.type === 's3' && s.volume.encryption !== undefined
+              ? [`  encrypted with the key ${s.volume.encryption.keyId} from ${s.volume.encryption.keyFile}: keep a copy of that file off this server`]
+              : []),
             ...(s.bucketConfigurationId === undefined
               ? []
               : [`  bucket configuration ${s.bucketConfigurationId}${s.bucketCreated ? ' (bucket created)' : ''}: other servers reuse it with --bucket-configuration-id ${s.bucketConfigurationId} and their own --volume-prefix`]),
@@ -143,6 +160,10 @@ export const migrateBackupVolumeCommand = (deps: CliDeps): CommandModule<GlobalA
         .option('dry-run', { type: 'boolean', default: false, describe: 'print what would move, change nothing' })
         .example(`$0 migrateBackupVolume S3 ${S3_EXAMPLE}`, '')
         .example('$0 migrateBackupVolume Local /mnt/zxbackup --dry-run', 'see what would move')
+        .example(
+          '$0 migrateBackupVolume S3 --bucket-configuration-id 4f2a9c01d3e7 --volume-prefix server1-enc --encryption-key-file /root/zxbackup.key',
+          'encrypt an existing S3 backup: move it to a new prefix, encrypted',
+        )
         .epilogue(
           'Every blob is written with its digest checked and confirmed by the store; the backup switches to the new\n' +
             'volume only when everything is there, then the local copies are removed. Interrupted (killed, doStopOperation,\n' +
@@ -250,6 +271,10 @@ export const retrieveMetadataFromArchiveCommand = (deps: CliDeps): CommandModule
         .option('accounts', { type: 'string', describe: 'only these accounts, comma-separated (default: every account in the store)' })
         .example(`$0 --backup-path /var/lib/zxbackup/backup retrieveMetadataFromArchive S3 ${S3_EXAMPLE}`, 'a new machine after a disaster')
         .example('$0 retrieveMetadataFromArchive S3 --bucket-configuration-id 4f2a9c01d3e7 --volume-prefix server1 --accounts alice@example.test', 'mend one account')
+        .example(
+          `$0 --backup-path /var/lib/zxbackup/backup retrieveMetadataFromArchive S3 ${S3_EXAMPLE} --encryption-key-file /root/zxbackup.key`,
+          'an encrypted backup: the same key file (a wrong one is refused before anything is written)',
+        )
         .example('$0 retrieveMetadataFromArchive Local /mnt/zxbackup', '')
         .epilogue(
           'The backup path may be missing or empty (it is initialized for this server). When the archives come from\n' +
@@ -291,6 +316,36 @@ export const retrieveMetadataFromArchiveCommand = (deps: CliDeps): CommandModule
             ...(s.previousServer ? [`  the backup of server ${s.previousServer.serverId} (${s.previousServer.host}); recorded in ${s.mapFile ?? 'a map file'}`] : []),
             ...(s.missing.length > 0 ? [`  no archive for: ${s.missing.join(', ')}`] : []),
             '  blobs are read from the store; restore with doRestoreOnNewAccount / doItemRestore',
+          ]),
+        ),
+      ),
+  });
+
+interface GenerateKeyArgs {
+  readonly file: string;
+}
+
+export const generateEncryptionKeyCommand = (deps: CliDeps): CommandModule<GlobalArgs, GenerateKeyArgs> =>
+  defineCommand<GenerateKeyArgs>(deps, {
+    command: 'generateEncryptionKey <file>',
+    describe: 'Write a new random key for the client-side encryption of an S3 volume (mode 0600; an existing file is never overwritten)',
+    builder: (y: Argv<GlobalArgs>) =>
+      y
+        .positional('file', { type: 'string', demandOption: true, describe: 'where to write the key (one line of base64)' })
+        .example('$0 generateEncryptionKey /root/zxbackup.key', '')
+        .example(`$0 setBackupVolume S3 ${S3_EXAMPLE} --encryption-key-file /root/zxbackup.key`, 'then use it')
+        .epilogue(
+          'The key never leaves the file: the backup path records its path and fingerprint only. Anyone with the\n' +
+            'file can read the backup; without it nobody can, not even you: keep a copy in a safe place off this\n' +
+            `server (a password manager, a printed copy in a safe), or a disaster recovery is impossible.\n\n${EXIT_STATUS_HELP}`,
+        ) as unknown as Argv<GenerateKeyArgs>,
+    run: (ctx) =>
+      pipe(
+        createEncryptionKeyFile(ctx.args.file),
+        TE.map((k) =>
+          ctx.out.result(k, () => [
+            `wrote a new encryption key to ${k.keyFile} (mode 0600), fingerprint ${k.keyId}`,
+            '  keep a copy of this file off this server: without it the encrypted backup cannot be read, not even for a disaster recovery',
           ]),
         ),
       ),

@@ -6,6 +6,7 @@ import * as O from 'fp-ts/Option';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import { AccountId, readAccountArchive, type AccountStat, type ServerStamp } from '@zxbackup/item-store';
+import { encryptionAppError, sealedKeyId } from './encryption-keys';
 import { appError, fromPackageError, type AppError } from './errors';
 import { recordRetrievedArchives } from './metadata-archives';
 import type { RemoteObject } from './remote-store';
@@ -122,6 +123,31 @@ const importAccounts = (
   return E.right(imported);
 };
 
+/** Reads the first bytes of an archive: a wrong key, or an encrypted store read without one, fails here. */
+const probeArchive = (target: ResolvedTarget, key: string): TE.TaskEither<AppError, void> =>
+  pipe(
+    target.remote.get(key),
+    TE.flatMap((body) =>
+      TE.tryCatch(
+        async () => {
+          let first: Buffer = Buffer.alloc(0);
+          for await (const chunk of body) {
+            first = chunk as Buffer;
+            break; // destroys the stream
+          }
+          return first;
+        },
+        (e) => encryptionAppError(e) ?? appError('Failed', `reading ${key} from ${target.remote.name}: ${e instanceof Error ? e.message : String(e)}`),
+      ),
+    ),
+    TE.flatMap((first) => {
+      const sealedWith = target.settings.type === 's3' && target.settings.encryption === undefined ? sealedKeyId(first) : undefined;
+      return sealedWith === undefined
+        ? TE.right(undefined)
+        : TE.left(appError('Usage', `${target.remote.name} is encrypted (key ${sealedWith}): give its key file with --encryption-key-file`));
+    }),
+  );
+
 export const retrieveMetadataFromArchive = (
   root: string,
   spec: VolumeTargetSpec,
@@ -133,6 +159,11 @@ export const retrieveMetadataFromArchive = (
     TE.bind('target', () => resolveTarget(spec, env, options.now)),
     TE.bind('listing', ({ target }) => target.remote.list(`${STORE_ACCOUNTS_DIR}/`)),
     TE.bind('owner', ({ target }) => storeOwner(target.remote)),
+    TE.tap(({ target, listing }) => {
+      // The key must open the archives before anything is written (a path, a map file).
+      const first = [...newestArchives(listing).values()][0];
+      return first === undefined ? TE.right(undefined) : probeArchive(target, first.key);
+    }),
     TE.flatMap(({ target, listing, owner }) => {
       const newest = newestArchives(listing);
       const wanted = options.accounts ?? [...newest.keys()].sort();

@@ -131,7 +131,7 @@ export const remoteStoreOf = (settings: VolumeSettings, env: NodeJS.ProcessEnv =
     case 's3':
       return pipe(
         findBucket(bucketsFilePath(env), settings.bucketConfigurationId),
-        TE.flatMap((b) => TE.fromEither(storeConfigOf(b, settings.prefix))),
+        TE.flatMap((b) => TE.fromEither(storeConfigOf(b, settings.prefix, settings.encryption))),
         TE.map(makeS3RemoteStore),
       );
   }

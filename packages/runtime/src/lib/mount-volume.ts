@@ -3,7 +3,7 @@ import type { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
-import type { BlobStat, BlobVolume, Digest, PutOptions, PutResult, VolumeError } from '@zxbackup/volume-contract';
+import { putFileThroughStream, type BlobStat, type BlobVolume, type Digest, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
 import { makeLocalVolume, type LocalVolume } from '@zxbackup/volumes-local';
 
 /*
@@ -296,6 +296,7 @@ const assemble = (options: MountVolumeOptions, cache: LocalVolume, seed: Readonl
     name: `local:${options.mountItemsDir}`,
     supports: { durable: true, remote: true },
     put,
+    putFile: putFileThroughStream(put),
     has,
     get: (d) => either((v) => v.get(d)),
     stat: (d): TE.TaskEither<VolumeError, BlobStat> => either((v) => v.stat(d)),

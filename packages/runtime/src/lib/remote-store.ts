@@ -4,7 +4,8 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
-import { downloadArchive, listArchives, uploadArchive, type S3Error, type S3StoreConfig } from '@zxbackup/volumes-s3';
+import { downloadArchive, encryptionErrorOf, listArchives, uploadArchive, type S3Error, type S3StoreConfig } from '@zxbackup/volumes-s3';
+import { fromEncryptionError } from './encryption-keys';
 import { appError, type AppError } from './errors';
 import { STORE_ITEMS_DIR } from './volume-config';
 
@@ -68,6 +69,11 @@ const verify = (store: RemoteStore, key: string, expected: FileDigest): TE.TaskE
   );
 
 const fromS3 = (store: string) => (e: S3Error): AppError => {
+  const enc = encryptionErrorOf(e);
+  if (enc !== undefined) {
+    const tagged = fromEncryptionError(enc);
+    return { ...tagged, message: `${store}: ${tagged.message}` };
+  }
   const cause = e.cause instanceof Error ? `: ${e.cause.message}` : '';
   const what = `${e.op}${e.key === undefined ? '' : ` ${e.key}`} on ${store}${cause}`;
   switch (e._tag) {
@@ -80,7 +86,10 @@ const fromS3 = (store: string) => (e: S3Error): AppError => {
   }
 };
 
-/** The S3 prefix `config.prefix` of `config.bucket` (prefix already normalized: `''` or `x/`). */
+/**
+ * The S3 prefix `config.prefix` of `config.bucket` (prefix already normalized: `''` or `x/`);
+ * with `config.encryption`, every object is encrypted and read back through the key.
+ */
 export const makeS3RemoteStore = (config: S3StoreConfig): RemoteStore => {
   const name = `s3:${config.bucket}/${config.prefix}`;
   const s3 = fromS3(name);

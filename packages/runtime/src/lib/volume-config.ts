@@ -9,6 +9,7 @@ import type { BackupPath } from '@zxbackup/item-store';
 import type { BlobVolume } from '@zxbackup/volume-contract';
 import { makeLocalVolume } from '@zxbackup/volumes-local';
 import { makeS3Volume, type S3StoreConfig } from '@zxbackup/volumes-s3';
+import { EncryptionSettings, encryptionAppError } from './encryption-keys';
 import { appError, fromPackageError, type AppError } from './errors';
 import { makeMountVolume } from './mount-volume';
 
@@ -36,7 +37,11 @@ export const STORE_SERVER_DIR = 'server';
 export const VolumeSettings = t.union([
   t.type({ type: t.literal('local') }),
   t.type({ type: t.literal('external-local'), mountPath: t.string }),
-  t.type({ type: t.literal('s3'), bucketConfigurationId: t.string, prefix: t.string }),
+  t.intersection([
+    t.type({ type: t.literal('s3'), bucketConfigurationId: t.string, prefix: t.string }),
+    /** Absent: objects are stored as they are. */
+    t.partial({ encryption: EncryptionSettings }),
+  ]),
 ]);
 export type VolumeSettings = t.TypeOf<typeof VolumeSettings>;
 
@@ -113,12 +118,21 @@ export const parseStoreUrl = (raw: string): E.Either<string, ParsedUrl> => {
   return E.right({ endPoint: host, port: u.port === '' ? (useSSL ? 443 : 80) : Number(u.port), useSSL });
 };
 
-/** The minio-level configuration of one prefix of a stored bucket. */
-export const storeConfigOf = (b: BucketConfiguration, prefix: string): E.Either<AppError, S3StoreConfig> =>
+/** The minio-level configuration of one prefix of a stored bucket (encrypted with `encryption`'s key). */
+export const storeConfigOf = (b: BucketConfiguration, prefix: string, encryption?: EncryptionSettings): E.Either<AppError, S3StoreConfig> =>
   pipe(
     parseStoreUrl(b.url),
     E.mapLeft((m) => appError('Failed', `bucket configuration ${b.id}: ${m}`)),
-    E.map((u) => ({ ...u, accessKey: b.accessKey, secretKey: b.secretKey, region: b.region, bucket: b.bucket, prefix, pathStyle: true })),
+    E.map((u) => ({
+      ...u,
+      accessKey: b.accessKey,
+      secretKey: b.secretKey,
+      region: b.region,
+      bucket: b.bucket,
+      prefix,
+      pathStyle: true,
+      ...(encryption === undefined ? {} : { encryption: { keyFile: encryption.keyFile, keyId: encryption.keyId } }),
+    })),
   );
 
 export const describeVolume = (v: VolumeSettings, buckets?: ReadonlyArray<BucketConfiguration>): string => {
@@ -129,7 +143,8 @@ export const describeVolume = (v: VolumeSettings, buckets?: ReadonlyArray<Bucket
       return `local mount ${v.mountPath}`;
     case 's3': {
       const b = buckets?.find((x) => x.id === v.bucketConfigurationId);
-      return `s3 ${b === undefined ? `bucket configuration ${v.bucketConfigurationId}` : `${b.url}/${b.bucket}`} prefix "${v.prefix}"`;
+      const sealed = v.encryption === undefined ? '' : `, encrypted (key ${v.encryption.keyId})`;
+      return `s3 ${b === undefined ? `bucket configuration ${v.bucketConfigurationId}` : `${b.url}/${b.bucket}`} prefix "${v.prefix}"${sealed}`;
     }
   }
 };
@@ -138,7 +153,12 @@ export const sameVolume = (a: VolumeSettings, b: VolumeSettings): boolean =>
   a.type === b.type &&
   (a.type === 'local' ||
     (a.type === 'external-local' && b.type === 'external-local' && path.resolve(a.mountPath) === path.resolve(b.mountPath)) ||
-    (a.type === 's3' && b.type === 's3' && a.bucketConfigurationId === b.bucketConfigurationId && a.prefix === b.prefix));
+    (a.type === 's3' && b.type === 's3' && sameS3Place(a, b) && a.encryption?.keyId === b.encryption?.keyId));
+
+type S3Settings = Extract<VolumeSettings, { readonly type: 's3' }>;
+
+/** The same bucket folder, whatever its encryption. */
+export const sameS3Place = (a: S3Settings, b: S3Settings): boolean => a.bucketConfigurationId === b.bucketConfigurationId && a.prefix === b.prefix;
 
 const summaryOf = (b: BucketConfiguration): BucketSummary => ({
   id: b.id,
@@ -389,8 +409,8 @@ export const openVolume = (
     case 's3':
       return pipe(
         findBucket(bucketsFilePath(env), settings.bucketConfigurationId),
-        TE.flatMap((b) => TE.fromEither(storeConfigOf(b, settings.prefix))),
-        TE.flatMap((c) => pipe(makeS3Volume({ ...c, cacheDir: s3CacheDir(root) }), TE.mapLeft(fromPackageError))),
+        TE.flatMap((b) => TE.fromEither(storeConfigOf(b, settings.prefix, settings.encryption))),
+        TE.flatMap((c) => pipe(makeS3Volume({ ...c, cacheDir: s3CacheDir(root) }), TE.mapLeft((e) => encryptionAppError(e) ?? fromPackageError(e)))),
       );
   }
 };

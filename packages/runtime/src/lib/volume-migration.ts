@@ -9,7 +9,7 @@ import { appError, fromPackageError, type AppError } from './errors';
 import { uploadMetadataTo } from './metadata-archives';
 import type { OperationControl } from './operation-runner';
 import type { WriterSession } from './session';
-import { bucketsFilePath, describeVolume, mountItemsDir, readBuckets, readVolumeSettings, sameVolume, storeConfigOf, type VolumeSettings } from './volume-config';
+import { bucketsFilePath, describeVolume, mountItemsDir, readBuckets, readVolumeSettings, sameS3Place, sameVolume, storeConfigOf, type VolumeSettings } from './volume-config';
 import { claimStore, commitTarget, localBlobsPresent, prepareTarget, resolveTarget, type ResolvedTarget, type VolumeTargetSpec } from './volume-setup';
 
 /*
@@ -63,6 +63,17 @@ export const planVolumeMigration = (
     TE.Do,
     TE.bind('target', () => resolveTarget(spec, env, deps.now)),
     TE.bind('from', () => readVolumeSettings(session.path.root)),
+    TE.tap(({ target, from }) =>
+      // Objects rewritten in place would be unreadable by the old configuration half-way through.
+      from.type === 's3' && target.settings.type === 's3' && sameS3Place(from, target.settings) && !sameVolume(from, target.settings)
+        ? TE.left(
+            appError(
+              'Usage',
+              `the backup is already on ${target.description.replace(/, encrypted.*$/, '')} ${from.encryption === undefined ? 'without encryption' : `encrypted with the key ${from.encryption.keyId}`}: to change its encryption, migrate it to another --volume-prefix`,
+            ),
+          )
+        : TE.right(undefined),
+    ),
     TE.bind('buckets', () => readBuckets(bucketsFilePath(env))),
     TE.bind('blobs', () => countBlobs(session.volume)),
     TE.bind('accounts', () => pipe(session.store.listAccounts(), TE.mapLeft(fromPackageError))),
@@ -89,7 +100,7 @@ const openDestination = (root: string, target: ResolvedTarget): TE.TaskEither<Ap
   if (s.type === 's3' && target.bucket !== undefined) {
     const bucket = target.bucket;
     return pipe(
-      TE.fromEither(storeConfigOf(bucket, s.prefix)),
+      TE.fromEither(storeConfigOf(bucket, s.prefix, s.encryption)),
       // Not <path>/cache/s3: that one may be the source's (S3 to S3).
       TE.flatMap((c) => pipe(makeS3Volume({ ...c, cacheDir: path.join(root, 'cache', 's3-migration') }), TE.mapLeft(volumeFailure))),
     );

@@ -6,6 +6,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import { ServerStamp, acquireWriteLock, initBackupPath, localServerId, openBackupPath, type BackupPath } from '@zxbackup/item-store';
 import { ensureBucket } from '@zxbackup/volumes-s3';
+import { readEncryptionKeyFile, type EncryptionSettings } from './encryption-keys';
 import { appError, fromPackageError, type AppError } from './errors';
 import { makeMountRemoteStore, makeS3RemoteStore, readRemoteText, type RemoteStore } from './remote-store';
 import { serverFilesOf } from './metadata-archives';
@@ -30,7 +31,13 @@ import {
 
 /** A third-party volume as the operator names it on the command line. */
 export type VolumeTargetSpec =
-  | { readonly type: 's3'; readonly bucket: BucketOptions; readonly prefix?: string }
+  | {
+      readonly type: 's3';
+      readonly bucket: BucketOptions;
+      readonly prefix?: string;
+      /** Encrypt (or read) every object of the store with this key file's key. */
+      readonly encryptionKeyFile?: string;
+    }
   | { readonly type: 'external-local'; readonly mountPath: string };
 
 /** A spec resolved against the bucket configuration file: what to write and where the store is. */
@@ -52,14 +59,24 @@ export const resolveTarget = (spec: VolumeTargetSpec, env: NodeJS.ProcessEnv, no
   const prefix = normalizePrefix(spec.prefix ?? '');
   if (E.isLeft(prefix)) return TE.left(appError('Usage', prefix.left));
   return pipe(
-    resolveBucket(bucketsFilePath(env), spec.bucket, now),
-    TE.flatMap(({ bucket }) =>
+    spec.encryptionKeyFile === undefined ? TE.right<AppError, EncryptionSettings | undefined>(undefined) : readEncryptionKeyFile(spec.encryptionKeyFile),
+    TE.flatMap((encryption) =>
       pipe(
-        TE.fromEither(storeConfigOf(bucket, prefix.right)),
-        TE.map((config): ResolvedTarget => {
-          const settings: VolumeSettings = { type: 's3', bucketConfigurationId: bucket.id, prefix: prefix.right };
-          return { settings, remote: makeS3RemoteStore(config), bucket, description: describeVolume(settings, [bucket]) };
-        }),
+        resolveBucket(bucketsFilePath(env), spec.bucket, now),
+        TE.flatMap(({ bucket }) =>
+          pipe(
+            TE.fromEither(storeConfigOf(bucket, prefix.right, encryption)),
+            TE.map((config): ResolvedTarget => {
+              const settings: VolumeSettings = {
+                type: 's3',
+                bucketConfigurationId: bucket.id,
+                prefix: prefix.right,
+                ...(encryption === undefined ? {} : { encryption }),
+              };
+              return { settings, remote: makeS3RemoteStore(config), bucket, description: describeVolume(settings, [bucket]) };
+            }),
+          ),
+        ),
       ),
     ),
   );
@@ -73,6 +90,10 @@ export const storeOwner = (remote: RemoteStore): TE.TaskEither<AppError, ServerS
     readRemoteText(remote, `${STORE_SERVER_DIR}/server.json`),
     TE.flatMap((text) => {
       if (text === undefined) return TE.right(undefined);
+      if (text.startsWith('ZXBE'))
+        return TE.left(
+          appError('Usage', `${remote.name} is encrypted: give the key file it was written with (--encryption-key-file)`),
+        );
       let raw: unknown;
       try {
         raw = JSON.parse(text);

@@ -97,6 +97,13 @@ export interface Source {
   ): TE.TaskEither<SourceError, { readonly present: ReadonlyArray<MessageEntry>; readonly absent: ReadonlyArray<string> }>;
   /** Stream a message's raw bytes. */
   openBlob(account: AccountId, locator: string): TE.TaskEither<SourceError, Readable>;
+  /**
+   * The local file that held the message when it was listed, for connectors whose messages are
+   * files (Maildir): the engine then lets the volume read it directly (`putFile`), and falls back
+   * to `openBlob` when it is no longer there (renamed by a flag change, moved). Undefined when
+   * the locator names no such file.
+   */
+  localFile?(account: AccountId, locator: string): string | undefined;
   watch?(handlers: WatchHandlers): TE.TaskEither<SourceError, Watcher>;
 }
 

@@ -33,6 +33,16 @@ export interface PutOptions {
   readonly expectedDigest?: Digest;
 }
 
+export interface PutFileOptions extends PutOptions {
+  /** Also return the content's first bytes, up to this many (a mail's header block). */
+  readonly headBytes?: number;
+}
+
+export interface PutFileResult extends PutResult {
+  /** The first `headBytes` bytes of the content (empty when none were asked for). */
+  readonly head: Buffer;
+}
+
 /** What an implementation can do beyond the contract; callers branch on these, never on the class. */
 export interface VolumeSupports {
   /** Blobs survive a process or machine crash once `flush` resolved. */
@@ -53,6 +63,9 @@ export interface VolumeSupports {
  * - Durability: every blob whose `put` resolved before `flush()` was called MUST be durable when
  *   `flush()` resolves. Callers flush before committing metadata that references the blobs, so
  *   many puts share one sync (group commit).
+ * - `putFile` is `put` of a local file's content. A file that cannot be read is
+ *   `SourceUnreadable` (with the errno `code`, e.g. ENOENT when it vanished), never a volume
+ *   failure. Volumes without a faster way use `putFileThroughStream`.
  * - `get` MUST verify the digest of what it returns: on mismatch the stream fails with a
  *   `VolumeStreamError` carrying `BlobCorrupt`. A missing blob is `BlobNotFound` (in the
  *   TaskEither, before any byte is streamed).
@@ -66,6 +79,7 @@ export interface BlobVolume {
   readonly name: string;
   readonly supports: VolumeSupports;
   put(content: Readable, options?: PutOptions): TE.TaskEither<VolumeError, PutResult>;
+  putFile(file: string, options?: PutFileOptions): TE.TaskEither<VolumeError, PutFileResult>;
   has(digest: Digest): TE.TaskEither<VolumeError, boolean>;
   get(digest: Digest): TE.TaskEither<VolumeError, Readable>;
   stat(digest: Digest): TE.TaskEither<VolumeError, BlobStat>;

@@ -9,7 +9,9 @@ export type VolumeError =
   | { readonly _tag: 'BlobCorrupt'; readonly op: string; readonly key: Digest; readonly cause: unknown }
   | { readonly _tag: 'VolumeUnavailable'; readonly op: string; readonly key?: string; readonly cause: unknown }
   | { readonly _tag: 'VolumeFull'; readonly op: string; readonly key?: string; readonly cause: unknown }
-  | { readonly _tag: 'VolumeIOError'; readonly op: string; readonly key?: string; readonly cause: unknown };
+  | { readonly _tag: 'VolumeIOError'; readonly op: string; readonly key?: string; readonly cause: unknown }
+  /** `putFile`'s file could not be read: a problem of the caller's file, not of the volume. */
+  | { readonly _tag: 'SourceUnreadable'; readonly op: string; readonly key: string; readonly code?: string; readonly cause: unknown };
 
 export type VolumeErrorTag = VolumeError['_tag'];
 

@@ -5,6 +5,7 @@ import * as TE from 'fp-ts/TaskEither';
 import type { BlobStat, BlobVolume, PutOptions, PutResult } from './blob-volume';
 import type { Digest } from './digest';
 import { VolumeStreamError, type VolumeError } from './errors';
+import { putFileThroughStream } from './put-file';
 
 export interface MemoryVolumeOptions {
   /** Label returned as `name`; defaults to `memory`. */
@@ -83,23 +84,26 @@ export const makeMemoryVolume = (options: MemoryVolumeOptions = {}): MemoryVolum
     return entry === undefined ? TE.left(notFound(op, digest)) : TE.right(entry);
   };
 
+  const put = (content: Readable, putOptions: PutOptions = {}): TE.TaskEither<VolumeError, PutResult> =>
+    pipe(
+      readAll(content),
+      TE.flatMap(({ digest, bytes }): TE.TaskEither<VolumeError, PutResult> => {
+        const expected = putOptions.expectedDigest;
+        if (expected !== undefined && expected !== digest) {
+          return TE.left({ _tag: 'BlobCorrupt', op: 'put', key: expected, cause: `content hashes to ${digest}` });
+        }
+        const existing = blobs.get(digest);
+        blobs.set(digest, { bytes: existing?.bytes ?? bytes, modifiedAt: Date.now() });
+        return TE.right({ digest, size: bytes.length, stored: existing === undefined });
+      }),
+    );
+
   return {
     name: options.name ?? 'memory',
     supports: { durable: false, remote: false },
 
-    put: (content, putOptions: PutOptions = {}) =>
-      pipe(
-        readAll(content),
-        TE.flatMap(({ digest, bytes }): TE.TaskEither<VolumeError, PutResult> => {
-          const expected = putOptions.expectedDigest;
-          if (expected !== undefined && expected !== digest) {
-            return TE.left({ _tag: 'BlobCorrupt', op: 'put', key: expected, cause: `content hashes to ${digest}` });
-          }
-          const existing = blobs.get(digest);
-          blobs.set(digest, { bytes: existing?.bytes ?? bytes, modifiedAt: Date.now() });
-          return TE.right({ digest, size: bytes.length, stored: existing === undefined });
-        }),
-      ),
+    put,
+    putFile: putFileThroughStream(put),
 
     has: (digest) => TE.right(blobs.has(digest)),
 

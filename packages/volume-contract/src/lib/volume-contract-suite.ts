@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
@@ -184,6 +187,48 @@ export const describeVolumeContract = <V extends BlobVolume>(name: string, fixtu
       expect(second.size).toBe(bytes.length);
       expect(await listAll(volume)).toEqual([first.digest]);
     }, timeout);
+
+    describe('putFile', () => {
+      let dir: string;
+      beforeEach(async () => {
+        dir = await mkdtemp(join(tmpdir(), 'zxb-contract-putfile-'));
+      });
+      afterEach(async () => {
+        await rm(dir, { recursive: true, force: true });
+      });
+
+      it.each([
+        ['a mail message', mailLikeText(30_000, 41)],
+        ['an empty file', Buffer.alloc(0)],
+        ['5 MB of random bytes', pseudoRandomBytes(5 * 1024 * 1024, 42)],
+      ])('stores %s as put does, and returns its first bytes', async (_label, bytes) => {
+        const file = join(dir, 'message');
+        await writeFile(file, bytes);
+        const result = await expectRight(volume.putFile(file, { headBytes: 1000 }));
+        expect(result.digest).toBe(sha256Hex(bytes));
+        expect(result.size).toBe(bytes.length);
+        expect(result.stored).toBe(true);
+        expect(result.head.equals(bytes.subarray(0, 1000))).toBe(true);
+        expect((await readAll(await expectRight(volume.get(result.digest)))).equals(bytes)).toBe(true);
+        expect((await expectRight(volume.putFile(file))).stored).toBe(false);
+        expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(false);
+      }, timeout);
+
+      it('a file that cannot be read is SourceUnreadable with its errno, and stores nothing', async () => {
+        const missing = join(dir, 'vanished');
+        const error = await expectLeft(volume.putFile(missing));
+        expect(error).toMatchObject({ _tag: 'SourceUnreadable', key: missing, code: 'ENOENT' });
+        expect(await listAll(volume)).toEqual([]);
+      }, timeout);
+
+      it('an expected digest that does not match is BlobCorrupt', async () => {
+        const file = join(dir, 'message');
+        await writeFile(file, mailLikeText(5_000, 43));
+        const wrong = sha256Hex(Buffer.from('something else'));
+        expect(await expectLeft(volume.putFile(file, { expectedDigest: wrong }))).toMatchObject({ _tag: 'BlobCorrupt' });
+        expect(await listAll(volume)).toEqual([]);
+      }, timeout);
+    });
 
     it('has, stat and delete', async () => {
       const bytes = pseudoRandomBytes(70_000, 31);

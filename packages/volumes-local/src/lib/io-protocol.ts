@@ -27,6 +27,8 @@ export interface PutRequest {
   readonly maxWholeBytes: number;
   /** When given and the content hashes differently, nothing is written. */
   readonly expectedDigest?: string;
+  /** Return a copy of the content's first bytes, up to this many. */
+  readonly headBytes: number;
 }
 
 export type PutReply =
@@ -35,9 +37,9 @@ export type PutReply =
   /** The content does not hash to `expectedDigest`; nothing was written. */
   | { readonly kind: 'wrong-digest'; readonly digest: string }
   /** The blob is already in its shard (its mtime was refreshed); nothing was written. */
-  | { readonly kind: 'exists'; readonly digest: string; readonly size: number }
+  | { readonly kind: 'exists'; readonly digest: string; readonly size: number; readonly head: Uint8Array }
   /** The blob was written, complete, to `tempPath` (not fsynced, descriptor closed). */
-  | { readonly kind: 'written'; readonly digest: string; readonly size: number; readonly storedBytes: number };
+  | { readonly kind: 'written'; readonly digest: string; readonly size: number; readonly storedBytes: number; readonly head: Uint8Array };
 
 export interface GetRequest {
   readonly op: 'get';

@@ -104,7 +104,9 @@ const put = (request: PutRequest): PutReply => {
   if (raw === undefined) return { kind: 'too-large' };
   const digest = createHash('sha256').update(raw).digest('hex');
   if (request.expectedDigest !== undefined && request.expectedDigest !== digest) return { kind: 'wrong-digest', digest };
-  if (touchIfStored(`${shardOf(request.root, digest)}/${digest}`)) return { kind: 'exists', digest, size: raw.length };
+  // A copy: `raw` is the scratch buffer, reused by the next request.
+  const head = Uint8Array.prototype.slice.call(raw, 0, Math.min(raw.length, request.headBytes));
+  if (touchIfStored(`${shardOf(request.root, digest)}/${digest}`)) return { kind: 'exists', digest, size: raw.length, head };
   const choice = chooseCodec(raw, request.compression, true);
   const body = choice.codec === 'brotli' ? (choice.compressed ?? compressSync(raw)) : raw;
   const fd = fs.openSync(request.tempPath, 'wx');
@@ -116,7 +118,7 @@ const put = (request: PutRequest): PutReply => {
     throw error;
   }
   fs.closeSync(fd);
-  return { kind: 'written', digest, size: raw.length, storedBytes: HEADER_SIZE + body.length };
+  return { kind: 'written', digest, size: raw.length, storedBytes: HEADER_SIZE + body.length, head };
 };
 
 const openFirst = (paths: readonly string[]): number | undefined => {

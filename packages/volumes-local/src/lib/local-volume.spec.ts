@@ -236,7 +236,7 @@ describe('makeLocalVolume', () => {
     ])('stores %s as put would, readable and durable after a flush', async (_label, bytes) => {
       const file = await write('message.eml', bytes);
       const result = await expectRight(volume.putFile(file));
-      expect(result).toEqual({ digest: sha256Hex(bytes), size: bytes.length, stored: true });
+      expect(result).toEqual({ digest: sha256Hex(bytes), size: bytes.length, stored: true, head: Buffer.alloc(0) });
       expect((await readAll(await expectRight(volume.get(result.digest)))).equals(bytes)).toBe(true);
       await expectRight(volume.flush());
       expect((await fs.stat(blobPath(volume, result.digest))).isFile()).toBe(true);
@@ -253,12 +253,20 @@ describe('makeLocalVolume', () => {
       expect((await fs.readdir(path.join(root, '.tmp'))).length).toBe(1);
     });
 
-    it('a file that cannot be read is a VolumeIOError naming it, not the volume gone', async () => {
+    it('a file that cannot be read is SourceUnreadable naming it, not the volume gone', async () => {
       const missingFile = path.join(root, 'gone.eml');
-      const error = await expectLeft(volume.putFile(missingFile));
-      expect(error._tag).toBe('VolumeIOError');
-      expect(String((error as { cause: unknown }).cause)).toContain(missingFile);
+      expect(await expectLeft(volume.putFile(missingFile))).toMatchObject({ _tag: 'SourceUnreadable', key: missingFile, code: 'ENOENT' });
+      const directory = await fs.mkdtemp(path.join(root, 'dir-'));
+      expect(await expectLeft(volume.putFile(directory))).toMatchObject({ _tag: 'SourceUnreadable', key: directory, code: 'EISDIR' });
       expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+    });
+
+    it('returns the first bytes asked for, also for a deduplicated blob', async () => {
+      const bytes = mailLikeText(50_000, 25);
+      const file = await write('m.eml', bytes);
+      expect((await expectRight(volume.putFile(file, { headBytes: 100 }))).head.equals(bytes.subarray(0, 100))).toBe(true);
+      expect((await expectRight(volume.putFile(file, { headBytes: 200 }))).head.equals(bytes.subarray(0, 200))).toBe(true);
+      expect((await expectRight(volume.putFile(file))).head.length).toBe(0);
     });
 
     it('an expected digest that does not match is BlobCorrupt and stores nothing', async () => {

@@ -7,13 +7,12 @@ import { pipeline } from 'node:stream/promises';
 import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
 import * as TE from 'fp-ts/TaskEither';
-import { Digest, digestShard, type BlobStat, type BlobVolume, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
-import { createReadStream } from 'node:fs';
+import { Digest, digestShard, putFileThroughStream, sourceUnreadable, type BlobStat, type BlobVolume, type PutFileOptions, type PutFileResult, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
 import { compress, createCompressor, FileSink, failingStream, bytesStream, isNotFound, nextChunk, verifiedFileStream, writeFully } from './blob-io';
 import { chooseCodec, type CompressionMode } from './codec-choice';
 import { closeFd, fstatFd, fsyncPath, openFd, readFdUpTo, renamePath, unlinkPath, utimesPath, writevFully } from './fd-io';
 import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
-import { errnoOf, fromFsError, SourceStreamError } from './fs-errors';
+import { errnoOf, fromFsError } from './fs-errors';
 import { ioPool, WorkerIoError } from './io-pool';
 import type { PutReply } from './io-protocol';
 import { syncfs, syncfsUsable } from './syncfs';
@@ -48,12 +47,6 @@ export interface LocalVolume extends BlobVolume {
    * day) and returns how many were removed. `makeLocalVolume` runs it once.
    */
   cleanupTemp(): TE.TaskEither<VolumeError, number>;
-  /**
-   * `put` of a file's content, read by the volume itself: no stream plumbing and no bytes through
-   * the main thread (the scanners' Maildir messages are files). A failure to read `file` is a
-   * `VolumeIOError` whose cause says so, as for a failing stream in `put`.
-   */
-  putFile(file: string, options?: PutOptions): TE.TaskEither<VolumeError, PutResult>;
 }
 
 // Blobs up to this size are held whole by `put` (read from the caller's stream, then hashed,
@@ -248,28 +241,19 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
     }
   };
 
-  const wrongDigest = (expected: Digest, actual: Digest): E.Either<VolumeError, PutResult> =>
+  const wrongDigest = <A>(expected: Digest, actual: Digest): E.Either<VolumeError, A> =>
     E.left({ _tag: 'BlobCorrupt', op: 'put', key: expected, cause: `content hashes to ${actual}` });
 
-  /** What a worker did with a whole blob, as this volume's result. */
-  const settle = async (reply: Exclude<PutReply, { kind: 'too-large' }>, tempPath: string, options: PutOptions): Promise<E.Either<VolumeError, PutResult>> => {
+  /** What a worker did with a whole file, as this volume's result. */
+  const settle = async (reply: Exclude<PutReply, { kind: 'too-large' }>, tempPath: string, options: PutOptions): Promise<E.Either<VolumeError, PutFileResult>> => {
     switch (reply.kind) {
       case 'wrong-digest':
         return wrongDigest(options.expectedDigest as Digest, reply.digest as Digest);
       case 'exists':
-        return E.right({ digest: reply.digest as Digest, size: reply.size, stored: false });
+        return E.right({ digest: reply.digest as Digest, size: reply.size, stored: false, head: Buffer.from(reply.head) });
       case 'written':
         noteWritten(reply.storedBytes);
-        return E.right(await commit(reply.digest as Digest, tempPath, reply.size));
-    }
-  };
-
-  /** Runs a worker request; a failure reading the caller's file becomes a `SourceStreamError`. */
-  const onWorker = async <A>(request: () => Promise<A>): Promise<A> => {
-    try {
-      return await request();
-    } catch (error) {
-      throw error instanceof WorkerIoError && error.inSource ? new SourceStreamError(error) : error;
+        return E.right({ ...(await commit(reply.digest as Digest, tempPath, reply.size)), head: Buffer.from(reply.head) });
     }
   };
 
@@ -375,13 +359,20 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
       }
     });
 
-  const putFile = (file: string, options: PutOptions = {}): TE.TaskEither<VolumeError, PutResult> =>
+  // Files too large to be held whole go through `put`, streamed.
+  const putFileStreamed = putFileThroughStream(put);
+
+  const putFile = (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> =>
     guard('put', async () => {
       const tempPath = path.join(tempDir, tempName());
-      const reply = await onWorker(() =>
-        ioPool.putFile({ file, root, tempPath, compression, maxWholeBytes: WORKER_WHOLE_BYTES, expectedDigest: options.expectedDigest }),
-      );
-      if (reply.kind === 'too-large') return put(createReadStream(file), options)();
+      let reply: PutReply;
+      try {
+        reply = await ioPool.putFile({ file, root, tempPath, compression, maxWholeBytes: WORKER_WHOLE_BYTES, expectedDigest: options.expectedDigest, headBytes: options.headBytes ?? 0 });
+      } catch (error) {
+        if (error instanceof WorkerIoError && error.inSource) return E.left(sourceUnreadable(file, error));
+        throw error;
+      }
+      if (reply.kind === 'too-large') return putFileStreamed(file, options)();
       return settle(reply, tempPath, options);
     });
 

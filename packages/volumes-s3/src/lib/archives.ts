@@ -4,7 +4,8 @@ import { pipe } from 'fp-ts/function';
 import { decodeS3StoreConfig, type S3StoreConfig } from './config';
 import type { S3Error } from './errors';
 import { makeMinioClient, makeMinioStore, s3Call } from './minio-store';
-import type { ListedObject } from './object-store';
+import { encryptionS3Error, withEncryption } from './encrypted-object-store';
+import type { ListedObject, ObjectStore } from './object-store';
 
 export interface BucketInfo {
   readonly name: string;
@@ -24,9 +25,13 @@ const decoded = (config: S3StoreConfig): TE.TaskEither<S3Error, S3StoreConfig> =
     TE.mapLeft((e): S3Error => ({ _tag: 'VolumeIOError', op: e.op, cause: e.cause })),
   );
 
-const archiveStore = (c: S3StoreConfig) =>
-  // Metadata archives are small next to blobs; a generous fixed watchdog is enough.
-  makeMinioStore(c, { uploadTimeoutMs: (size) => 10 * 60_000 + Math.ceil(size / (1024 * 1024)) * 1000 });
+/** The store of the archives: encrypted like the blobs when the configuration says so. */
+const archiveStore = (c: S3StoreConfig): TE.TaskEither<S3Error, ObjectStore> =>
+  pipe(
+    // Metadata archives are small next to blobs; a generous fixed watchdog is enough.
+    withEncryption(makeMinioStore(c, { uploadTimeoutMs: (size) => 10 * 60_000 + Math.ceil(size / (1024 * 1024)) * 1000 }), c.encryption),
+    TE.mapLeft((e) => encryptionS3Error('loadKey', undefined, e)),
+  );
 
 /** Creates the bucket when it does not exist; `true` when it was created. */
 export const ensureBucket = (config: S3StoreConfig): TE.TaskEither<S3Error, boolean> =>
@@ -59,7 +64,10 @@ export const listBuckets = (config: S3StoreConfig): TE.TaskEither<S3Error, Reado
 export const accountArchiveKey = (account: string, at: Date): string =>
   `accounts/${account}/${at.toISOString().replace(/[-:.]/g, '')}.tar.gz`;
 
-/** Uploads `size` bytes of `body` to `<prefix><key>` (multipart above `partSize`). */
+/**
+ * Uploads `size` bytes of `body` to `<prefix><key>` (multipart above `partSize`); with
+ * `config.encryption`, encrypted (the archive helpers all read and write through the key).
+ */
 export const uploadArchive = (
   config: S3StoreConfig,
   key: string,
@@ -68,7 +76,7 @@ export const uploadArchive = (
 ): TE.TaskEither<S3Error, void> =>
   pipe(
     decoded(config),
-    TE.flatMap((c) => archiveStore(c).put(`${c.prefix}${key}`, body, size, {})),
+    TE.flatMap((c) => pipe(archiveStore(c), TE.flatMap((store) => store.put(`${c.prefix}${key}`, body, size, {})))),
   );
 
 /** Archives under `<prefix><under>` (e.g. `accounts/alice@example.com/`), oldest key first. */
@@ -78,9 +86,12 @@ export const listArchives = (config: S3StoreConfig, under: string): TE.TaskEithe
     TE.flatMap((c) => {
       const found: ArchiveInfo[] = [];
       return pipe(
-        archiveStore(c).list(`${c.prefix}${under}`, (o: ListedObject) => {
-          found.push({ ...o, key: o.key.slice(c.prefix.length) });
-        }),
+        archiveStore(c),
+        TE.flatMap((store) =>
+          store.list(`${c.prefix}${under}`, (o: ListedObject) => {
+            found.push({ ...o, key: o.key.slice(c.prefix.length) });
+          }),
+        ),
         TE.map(() => found.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0))),
       );
     }),
@@ -90,5 +101,5 @@ export const listArchives = (config: S3StoreConfig, under: string): TE.TaskEithe
 export const downloadArchive = (config: S3StoreConfig, key: string): TE.TaskEither<S3Error, Readable> =>
   pipe(
     decoded(config),
-    TE.flatMap((c) => archiveStore(c).get(`${c.prefix}${key}`)),
+    TE.flatMap((c) => pipe(archiveStore(c), TE.flatMap((store) => store.get(`${c.prefix}${key}`)))),
   );

@@ -9,6 +9,14 @@ export const MIN_PART_SIZE = 5 * MiB;
 export const MAX_PART_SIZE = 5 * 1024 * MiB;
 export const DEFAULT_PART_SIZE = 64 * MiB;
 
+/**
+ * Client-side encryption (see `encryption.ts`): the path of the key file, never the key.
+ * `keyId`, when given, is the fingerprint the file must hold: a replaced key file is refused
+ * instead of failing on every object.
+ */
+export const EncryptionConfig = t.intersection([t.type({ keyFile: t.string }), t.partial({ keyId: t.string })]);
+export type EncryptionConfig = t.TypeOf<typeof EncryptionConfig>;
+
 /** Where the bucket is and how to talk to it: enough for the archive helpers and `ensureBucket`. */
 export const S3StoreConfig = t.intersection([
   t.type({
@@ -28,6 +36,8 @@ export const S3StoreConfig = t.intersection([
     partSize: t.number,
     /** Path-style requests (`host/bucket/key`); default true, which every S3-compatible server accepts. */
     pathStyle: t.boolean,
+    /** Encrypt every object (blobs and metadata archives) with this key file's key. */
+    encryption: EncryptionConfig,
   }),
 ]);
 export type S3StoreConfig = t.TypeOf<typeof S3StoreConfig>;
@@ -83,6 +93,7 @@ const checkRanges = <C extends S3StoreConfig>(c: C): E.Either<VolumeError, C> =>
   if (fractional.length > 0) return E.left(invalid(`not a non-negative integer: ${fractional.join(', ')}`));
   if (c.port < 1 || c.port > 65535) return E.left(invalid('port out of range'));
   if (c.bucket === '') return E.left(invalid('bucket is empty'));
+  if (c.encryption !== undefined && c.encryption.keyFile === '') return E.left(invalid('encryption.keyFile is empty'));
   if (c.partSize !== undefined && (c.partSize < MIN_PART_SIZE || c.partSize > MAX_PART_SIZE))
     return E.left(invalid(`partSize must be between ${MIN_PART_SIZE} and ${MAX_PART_SIZE} bytes`));
   return E.right(c);

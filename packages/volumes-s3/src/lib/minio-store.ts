@@ -1,3 +1,6 @@
+import { createHash } from 'node:crypto';
+import { Agent } from 'node:http';
+import { Agent as HttpsAgent } from 'node:https';
 import type { Readable } from 'node:stream';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
@@ -20,6 +23,8 @@ export const makeMinioClient = (config: S3StoreConfig): Client =>
     partSize: config.partSize ?? DEFAULT_PART_SIZE,
     // We retry ourselves, with back-off; minio's own retry also prints to the console.
     retryOptions: { disableRetry: true },
+    // Reuse connections across requests (Node's default agent does only since Node 19).
+    transportAgent: config.useSSL ? new HttpsAgent({ keepAlive: true }) : new Agent({ keepAlive: true }),
   });
 
 /** Wraps one SDK call: the only way minio's promises enter our code. */
@@ -33,30 +38,51 @@ export interface MinioStoreOptions {
   readonly uploadTimeoutMs: (size: number) => number;
 }
 
-// Resolves with the upload, or rejects when the body fails or the watchdog fires; the SDK
-// does not notice a failing body in a multipart upload, so we must not wait for it.
-const guardedUpload = (body: Readable, timeoutMs: number, upload: () => Promise<unknown>): Promise<void> =>
-  new Promise<void>((resolve, reject) => {
+// Resolves with `work`, or rejects when `body` fails or the watchdog fires; the SDK does not
+// notice a failing body in a multipart upload, so we must not wait for it.
+const guarded = <A>(body: Readable | undefined, timeoutMs: number, work: () => Promise<A>): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
     const timer = setTimeout(() => {
       const err = Object.assign(new Error(`upload did not finish within ${timeoutMs} ms`), { code: 'UploadTimeout' });
-      body.destroy();
+      body?.destroy();
       reject(err);
     }, timeoutMs);
-    const done = (err?: unknown): void => {
+    const fail = (err: unknown): void => {
       clearTimeout(timer);
-      if (err === undefined) resolve();
-      else reject(err);
+      reject(err ?? new Error('upload failed'));
     };
-    body.once('error', done);
-    upload().then(
-      () => done(),
-      (e: unknown) => done(e ?? new Error('upload failed')),
-    );
+    body?.once('error', fail);
+    work().then((a) => {
+      clearTimeout(timer);
+      body?.off('error', fail);
+      resolve(a);
+    }, fail);
   });
+
+/** The whole body, which must be exactly `size` bytes (a shorter cache file is never uploaded). */
+const readExactly = async (body: Readable, size: number): Promise<Buffer> => {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body) {
+    const b = Buffer.isBuffer(c) ? c : Buffer.from(c as string);
+    n += b.length;
+    if (n > size) break;
+    chunks.push(b);
+  }
+  if (n !== size) throw new Error(`the body holds ${n > size ? 'more' : 'fewer'} bytes than the announced ${size}`);
+  return Buffer.concat(chunks, size);
+};
+
+/** An upload the store answered but did not confirm: retried like any failed upload. */
+const unconfirmed = (message: string): Error => Object.assign(new Error(message), { code: 'UploadNotConfirmed' });
+
+const metadataOf = (raw: Record<string, unknown>): Record<string, string> =>
+  Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.toLowerCase().replace(META_PREFIX, ''), String(v)]));
 
 export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions): ObjectStore => {
   const client = makeMinioClient(config);
   const bucket = config.bucket;
+  const partSize = config.partSize ?? DEFAULT_PART_SIZE;
   const call = (op: string, key: string | undefined) => s3Call(config, op, key);
 
   const stat = (key: string): TE.TaskEither<S3Error, ObjectInfo | undefined> =>
@@ -65,34 +91,43 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       TE.map((s): ObjectInfo | undefined => ({
         key,
         size: s.size,
-        metadata: Object.fromEntries(
-          Object.entries(s.metaData as Record<string, unknown>).map(([k, v]) => [
-            k.toLowerCase().replace(META_PREFIX, ''),
-            String(v),
-          ]),
-        ),
+        metadata: metadataOf(s.metaData as Record<string, unknown>),
         lastModified: s.lastModified,
       })),
       TE.orElse((e) => (e._tag === 'ObjectNotFound' ? TE.right(undefined) : TE.left(e))),
     );
+
+  // One PUT: the body is read into memory (minio buffers a single-PUT body anyway) so that the
+  // ETag the store answers can be checked against the MD5 of exactly the bytes sent.
+  const putSingle = async (key: string, body: Readable, size: number, meta: Record<string, string>): Promise<void> => {
+    const bytes = await guarded(body, options.uploadTimeoutMs(size), () => readExactly(body, size));
+    const md5 = createHash('md5').update(bytes).digest('hex');
+    const { etag } = await guarded(undefined, options.uploadTimeoutMs(size), () => client.putObject(bucket, key, bytes, size, meta));
+    if (etag.toLowerCase() !== md5) throw unconfirmed(`the store answered ETag ${etag} for content with MD5 ${md5}`);
+  };
+
+  // In parts: the server checks each part's Content-MD5 (minio sends it); a HEAD then shows
+  // the whole size and our metadata.
+  const putMultipart = async (key: string, body: Readable, size: number, meta: Record<string, string>): Promise<void> => {
+    await guarded(body, options.uploadTimeoutMs(size), () => client.putObject(bucket, key, body, size, meta));
+    const s = await client.statObject(bucket, key);
+    const got = metadataOf(s.metaData as Record<string, unknown>);
+    const wrong = Object.entries(meta).filter(([k, v]) => got[k.toLowerCase().replace(META_PREFIX, '')] !== v);
+    if (s.size !== size || wrong.length > 0)
+      throw unconfirmed(`the store holds ${s.size} bytes${wrong.length > 0 ? ` and other metadata (${wrong.map(([k]) => k).join(', ')})` : ''} after the upload of ${size} bytes`);
+  };
 
   const put = (
     key: string,
     body: Readable,
     size: number,
     metadata: Readonly<Record<string, string>>,
-  ): TE.TaskEither<S3Error, void> =>
-    call('put', key)(() =>
-      guardedUpload(body, options.uploadTimeoutMs(size), () =>
-        client.putObject(
-          bucket,
-          key,
-          body,
-          size,
-          Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`${META_PREFIX}${k}`, v])),
-        ),
-      ),
+  ): TE.TaskEither<S3Error, void> => {
+    const meta = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`${META_PREFIX}${k}`, v]));
+    return call('put', key)(() =>
+      (size > partSize ? putMultipart(key, body, size, meta) : putSingle(key, body, size, meta)).finally(() => body.destroy()),
     );
+  };
 
   const get = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => client.getObject(bucket, key));
 

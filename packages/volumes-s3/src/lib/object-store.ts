@@ -24,7 +24,12 @@ export interface ListedObject {
 export interface ObjectStore {
   /** `undefined` when the key does not exist. */
   stat(key: string): TE.TaskEither<S3Error, ObjectInfo | undefined>;
-  /** `size` is required: it decides between a single PUT and a multipart upload. */
+  /**
+   * `size` is required: it decides between a single PUT and a multipart upload. Resolves only
+   * once the store confirmed it holds exactly the `size` bytes of `body` with `metadata` (the
+   * minio store checks the ETag against the MD5 of what it sent, or a multipart upload's size
+   * and metadata with a HEAD); a body of another size fails the put. The uploader relies on it.
+   */
   put(key: string, body: Readable, size: number, metadata: Readonly<Record<string, string>>): TE.TaskEither<S3Error, void>;
   /** A missing key is `ObjectNotFound`, before any byte is streamed. */
   get(key: string): TE.TaskEither<S3Error, Readable>;

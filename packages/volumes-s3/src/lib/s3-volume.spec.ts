@@ -1,7 +1,10 @@
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import type { Readable } from 'node:stream';
 import * as path from 'node:path';
 import { digestShard, VolumeStreamError, type Digest } from '@zxbackup/volume-contract';
+import { pipe } from 'fp-ts/function';
+import * as TE from 'fp-ts/TaskEither';
 import {
   describeVolumeContract,
   expectLeft,
@@ -13,7 +16,11 @@ import {
   streamOf,
 } from '@zxbackup/volume-contract/testing';
 import type { S3VolumeConfig } from './config';
+import type { S3Error } from './errors';
+import { makeEncryptedObjectStore } from './encrypted-object-store';
+import { decryptStream, encryptStream, encryptedSize, keyFromBytes } from './encryption';
 import { makeMemoryObjectStore, unavailable, type MemoryObjectStore } from './memory-object-store';
+import type { ObjectStore } from './object-store';
 import { makeS3VolumeWith, type S3Volume, type S3VolumeStatus } from './s3-volume';
 
 const baseConfig = (cacheDir: string): S3VolumeConfig => ({
@@ -40,18 +47,46 @@ afterAll(() => {
 });
 
 const keyOf = (d: Digest): string => `server1/items/${digestShard(d)}/${d}`;
+
+/** Every spec below runs twice: over the bare store, and through client-side encryption. */
+interface Variant {
+  readonly name: string;
+  readonly over: (store: MemoryObjectStore) => ObjectStore;
+  /** What the store holds for `plain`, and back. */
+  readonly seal: (plain: Buffer) => Promise<Buffer>;
+  readonly open: (stored: Buffer | undefined) => Promise<Buffer | undefined>;
+}
+const KEY = (() => {
+  const k = keyFromBytes(Buffer.alloc(32, 0x5a));
+  if (k._tag === 'Left') throw new Error('bad test key');
+  return k.right;
+})();
+const through = async (stream: NodeJS.ReadWriteStream, bytes: Buffer): Promise<Buffer> => {
+  const out = readAll(stream as unknown as Readable);
+  stream.end(bytes);
+  return out;
+};
+const VARIANTS: ReadonlyArray<Variant> = [
+  { name: 'plain', over: (s) => s, seal: async (b) => b, open: async (b) => b },
+  {
+    name: 'encrypted',
+    over: (s) => makeEncryptedObjectStore(s, KEY),
+    seal: (b) => through(encryptStream(KEY), b),
+    open: async (b) => (b === undefined ? undefined : through(decryptStream(KEY), b)),
+  },
+];
 const cachePath = (dir: string, d: Digest): string => path.join(dir, 'items', digestShard(d), d);
 const exists = (p: string): Promise<boolean> => fsp.access(p).then(
   () => true,
   () => false,
 );
 
-describeVolumeContract<S3Volume>('s3 volume over an in-memory store', (() => {
+for (const variant of VARIANTS) describeVolumeContract<S3Volume>(`s3 volume over an in-memory store (${variant.name})`, (() => {
   const stores = new WeakMap<S3Volume, MemoryObjectStore>();
   return {
     make: async () => {
       const store = makeMemoryObjectStore();
-      const volume = await expectRight(makeS3VolumeWith(baseConfig(freshDir()), store));
+      const volume = await expectRight(makeS3VolumeWith(baseConfig(freshDir()), variant.over(store)));
       stores.set(volume, store);
       return volume;
     },
@@ -65,14 +100,14 @@ describeVolumeContract<S3Volume>('s3 volume over an in-memory store', (() => {
   };
 })());
 
-describe('S3 volume write cache and uploader (in-memory store)', () => {
+describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $name)', (variant) => {
   let dir: string;
   let store: MemoryObjectStore;
   let volume: S3Volume;
   let statuses: S3VolumeStatus[];
 
   const open = async (config: Partial<S3VolumeConfig> = {}): Promise<S3Volume> => {
-    const v = await expectRight(makeS3VolumeWith({ ...baseConfig(dir), ...config }, store));
+    const v = await expectRight(makeS3VolumeWith({ ...baseConfig(dir), ...config }, variant.over(store)));
     v.onStatus((s) => statuses.push(s));
     return v;
   };
@@ -97,7 +132,7 @@ describe('S3 volume write cache and uploader (in-memory store)', () => {
     store.fault = () => undefined;
     await expectRight(volume.drain({ timeoutMs: 5000 }));
     const o = store.objects.get(keyOf(digest));
-    expect(o?.bytes.equals(bytes)).toBe(true);
+    expect((await variant.open(o?.bytes))?.equals(bytes)).toBe(true);
     expect(o?.metadata['sha256']).toBe(digest);
     expect(await exists(cachePath(dir, digest))).toBe(false);
     expect(volume.pending()).toEqual({ blobs: 0, bytes: 0 });
@@ -105,24 +140,47 @@ describe('S3 volume write cache and uploader (in-memory store)', () => {
     expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
   });
 
+  it('the store holds the plaintext only without encryption; sizes and digests are the plaintext\'s', async () => {
+    const marker = 'ZXB-PLAINTEXT-MARKER-7f3a9c';
+    const bytes = Buffer.from(`Subject: ${marker}\r\n\r\n${`${marker} lorem ipsum `.repeat(9000)}`);
+    const { digest } = await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    const o = store.objects.get(keyOf(digest));
+    if (o === undefined) throw new Error('not uploaded');
+    expect(o.bytes.includes(marker)).toBe(variant.name === 'plain');
+    expect(o.bytes.length).toBe(variant.name === 'plain' ? bytes.length : encryptedSize(bytes.length));
+    expect(o.metadata['sha256']).toBe(digest);
+    expect(volume.pending().blobs).toBe(0);
+    expect((await expectRight(volume.stat(digest))).size).toBe(bytes.length);
+    expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
+  });
+
   it('retries an unreachable store with a doubling back-off, and reports it', async () => {
-    let failuresLeft = 4;
-    store.fault = (op) => (op === 'stat' && failuresLeft-- > 0 ? unavailable('stat') : undefined);
+    let lookupFailures = 2;
+    let putFailures = 3;
+    store.fault = (op) =>
+      (op === 'list' || op === 'stat') && lookupFailures-- > 0
+        ? unavailable(op)
+        : op === 'put' && putFailures-- > 0
+          ? unavailable('put')
+          : undefined;
     await expectRight(volume.close());
     volume = await open({ retry: { initialDelayMs: 40, maxDelayMs: 1000 } });
     const bytes = pseudoRandomBytes(10_000, 2);
-    // The put-path lookup fails too (1 of the 4): the put still succeeds into the cache.
+    // The put-path lookups fail too (the listing of a fresh volume, then the HEAD): the put
+    // still succeeds into the cache.
     const { digest } = await expectRight(volume.put(streamOf(bytes)));
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect(store.objects.get(keyOf(digest))?.bytes.equals(bytes)).toBe(true);
-    const attempts = store.calls.filter((c) => c.op === 'stat' && c.key === keyOf(digest)).map((c) => c.at);
-    // put lookup, 3 failed upload attempts, then a success (stat before and after the PUT).
-    expect(attempts.length).toBe(6);
-    const gaps = attempts.slice(1, 5).map((t, i) => t - (attempts[i] ?? 0));
+    expect((await variant.open(store.objects.get(keyOf(digest))?.bytes))?.equals(bytes)).toBe(true);
+    const attempts = store.calls.filter((c) => c.op === 'put' && c.key === keyOf(digest)).map((c) => c.at);
+    // 3 failed upload attempts, then a success; the confirmed PUT needs no stat after it.
+    expect(attempts.length).toBe(4);
+    expect(store.calls.filter((c) => c.op === 'stat').length).toBe(1);
+    const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] ?? 0));
     // Upload attempts 2..4 wait 40, 80, 160 ms (timers may fire a little late, never early).
-    expect(gaps[1]).toBeGreaterThanOrEqual(38);
-    expect(gaps[2]).toBeGreaterThanOrEqual(78);
-    expect(gaps[3]).toBeGreaterThanOrEqual(158);
+    expect(gaps[0]).toBeGreaterThanOrEqual(38);
+    expect(gaps[1]).toBeGreaterThanOrEqual(78);
+    expect(gaps[2]).toBeGreaterThanOrEqual(158);
     const states = statuses.map((s) => s.state);
     expect(states).toContain('unreachable');
     expect(states[states.length - 1]).toBe('ok');
@@ -157,7 +215,7 @@ describe('S3 volume write cache and uploader (in-memory store)', () => {
     await new Promise((r) => setTimeout(r, 150));
     store.fault = () => undefined;
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    for (const bytes of contents) expect(store.objects.get(keyOf(sha256Hex(bytes)))?.bytes.equals(bytes)).toBe(true);
+    for (const bytes of contents) expect((await variant.open(store.objects.get(keyOf(sha256Hex(bytes)))?.bytes))?.equals(bytes)).toBe(true);
     expect(volume.pending().blobs).toBe(0);
     expect(volume.status().state).toBe('ok');
   });
@@ -165,8 +223,14 @@ describe('S3 volume write cache and uploader (in-memory store)', () => {
   it('an upload that the store does not confirm is retried, and the cache copy kept until it is', async () => {
     const realPut = store.put;
     let lossy = 2;
+    // As the minio store answers a PUT whose ETag is not the MD5 of what it sent.
     store.put = (key, body, size, metadata) =>
-      lossy-- > 0 ? realPut(key, body, size, {}) /* metadata lost */ : realPut(key, body, size, metadata);
+      lossy-- > 0
+        ? pipe(
+            realPut(key, body, size, {}),
+            TE.flatMap(() => TE.left<S3Error, void>({ _tag: 'VolumeIOError', op: 'put', key, cause: new Error('ETag is not the MD5 sent') })),
+          )
+        : realPut(key, body, size, metadata);
     const bytes = mailLikeText(4000, 4);
     const { digest } = await expectRight(volume.put(streamOf(bytes)));
     await new Promise((r) => setTimeout(r, 10));
@@ -189,12 +253,12 @@ describe('S3 volume write cache and uploader (in-memory store)', () => {
     }
     await fsp.mkdir(path.join(dir, 'tmp'), { recursive: true });
     await fsp.writeFile(path.join(dir, 'tmp', 'leftover-of-a-killed-put'), 'partial');
-    store.objects.set(keyOf(sha256Hex(a)), { bytes: a, metadata: { sha256: sha256Hex(a) }, lastModified: new Date() });
+    store.objects.set(keyOf(sha256Hex(a)), { bytes: await variant.seal(a), metadata: { sha256: sha256Hex(a) }, lastModified: new Date() });
     volume = await open();
     expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([]);
     await expectRight(volume.drain({ timeoutMs: 5000 }));
     expect(store.calls.filter((c) => c.op === 'put').map((c) => c.key)).toEqual([keyOf(sha256Hex(b))]);
-    expect(store.objects.get(keyOf(sha256Hex(b)))?.bytes.equals(b)).toBe(true);
+    expect((await variant.open(store.objects.get(keyOf(sha256Hex(b)))?.bytes))?.equals(b)).toBe(true);
     expect(volume.pending().blobs).toBe(0);
   });
 
@@ -227,7 +291,7 @@ describe('S3 volume write cache and uploader (in-memory store)', () => {
     expect((await fsp.readFile(p)).equals(bytes)).toBe(true);
     store.fault = () => undefined;
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect(store.objects.get(keyOf(digest))?.bytes.equals(bytes)).toBe(true);
+    expect((await variant.open(store.objects.get(keyOf(digest))?.bytes))?.equals(bytes)).toBe(true);
   });
 
   it('list visits the union of cache and store, each digest once', async () => {
@@ -290,14 +354,14 @@ describe('S3 volume write cache and uploader (in-memory store)', () => {
 
   it('rejects a bad configuration without echoing its values', async () => {
     const bad = { ...baseConfig(dir), port: 'nine thousand', secretKey: 42 } as unknown as S3VolumeConfig;
-    const e = await expectLeft(makeS3VolumeWith(bad, store));
+    const e = await expectLeft(makeS3VolumeWith(bad, variant.over(store)));
     expect(e._tag).toBe('VolumeIOError');
     const text = String((e.cause as Error).message);
     expect(text).toContain('port');
     expect(text).toContain('secretKey');
     expect(text).not.toContain('nine thousand');
     expect(text).not.toContain('42');
-    const small = await expectLeft(makeS3VolumeWith({ ...baseConfig(dir), partSize: 1024 }, store));
+    const small = await expectLeft(makeS3VolumeWith({ ...baseConfig(dir), partSize: 1024 }, variant.over(store)));
     expect(String((small.cause as Error).message)).toContain('partSize');
   });
 });

@@ -5,6 +5,7 @@ import { pipe } from 'fp-ts/function';
 import {
   Digest,
   digestShard,
+  putFileThroughStream,
   type BlobStat,
   type BlobVolume,
   type PutOptions,
@@ -12,14 +13,23 @@ import {
   type VolumeError,
 } from '@zxbackup/volume-contract';
 import { makeBlobCache, type BlobCache, type Staged } from './cache';
-import { decodeS3VolumeConfig, type S3VolumeConfig } from './config';
+import { DEFAULT_PART_SIZE, decodeS3VolumeConfig, type S3VolumeConfig } from './config';
 import { toVolumeError, type S3Error } from './errors';
+import { makeKnownObjects } from './known-objects';
 import { makeMinioStore } from './minio-store';
+import { storeReadError, withEncryption } from './encrypted-object-store';
+import { EncryptionFailure } from './encryption';
 import type { ObjectStore } from './object-store';
 import { isVerified, makeUploader, type UploadStatus, type Uploader } from './uploader';
 import { verifiedStream } from './verify-stream';
 
 const MiB = 1024 * 1024;
+/** S3 servers answer many requests at once; with one small object per blob, latency is the cost. */
+const DEFAULT_UPLOAD_CONCURRENCY = 16;
+/** Memory the running uploads may hold (a single PUT buffers its body). */
+const UPLOAD_MEMORY_BYTES = 256 * MiB;
+/** Digests remembered to spare lookups on a volume that started empty (~100 bytes each). */
+const KNOWN_OBJECTS_CAP = 250_000;
 
 export type S3VolumeStatus = UploadStatus;
 
@@ -65,11 +75,15 @@ export const makeS3Volume = (config: S3VolumeConfig): TE.TaskEither<VolumeError,
   pipe(
     TE.fromEither(decodeS3VolumeConfig(config)),
     TE.flatMap((c) =>
-      makeS3VolumeWith(
-        c,
-        makeMinioStore(c, {
-          uploadTimeoutMs: (size) => c.uploadTimeoutMs ?? 10 * 60_000 + Math.ceil(size / MiB) * 1000,
-        }),
+      pipe(
+        withEncryption(
+          makeMinioStore(c, {
+            uploadTimeoutMs: (size) => c.uploadTimeoutMs ?? 10 * 60_000 + Math.ceil(size / MiB) * 1000,
+          }),
+          c.encryption,
+        ),
+        TE.mapLeft((e): VolumeError => ({ _tag: 'VolumeIOError', op: 'open', cause: new EncryptionFailure(e) })),
+        TE.flatMap((store) => makeS3VolumeWith(c, store)),
       ),
     ),
   );
@@ -77,11 +91,15 @@ export const makeS3Volume = (config: S3VolumeConfig): TE.TaskEither<VolumeError,
 const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Volume => {
   const keyOf = (d: Digest): string => blobKey(c.prefix, d);
   const itemsPrefix = `${c.prefix}items/`;
+  const known = makeKnownObjects(store, itemsPrefix, KNOWN_OBJECTS_CAP);
   const uploader: Uploader = makeUploader({
     store,
     cache,
     keyOf,
-    concurrency: c.uploadConcurrency ?? 4,
+    concurrency: c.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
+    maxBufferedBytes: UPLOAD_MEMORY_BYTES,
+    partSize: c.partSize ?? DEFAULT_PART_SIZE,
+    onConfirmed: (d) => known.confirmed(d),
     retry: { initialDelayMs: c.retry?.initialDelayMs ?? 1000, maxDelayMs: c.retry?.maxDelayMs ?? 60_000 },
   });
   const s3 =
@@ -94,7 +112,7 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
 
   // Is the content already in the store? Skipped while the store is known to be unreachable
   // (puts must not stall on it); a failed lookup only means we cache and upload as usual.
-  const inStore = (s: Staged): TE.TaskEither<VolumeError, boolean> =>
+  const lookup = (s: Staged): TE.TaskEither<VolumeError, boolean> =>
     uploader.status().state === 'unreachable'
       ? TE.right(false)
       : pipe(
@@ -105,6 +123,11 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
             return TE.right(false);
           }),
         );
+  const inStore = (s: Staged): TE.TaskEither<VolumeError, boolean> =>
+    pipe(
+      TE.fromTask(() => known.holds(s.digest)),
+      TE.flatMap((held) => (held === undefined ? lookup(s) : TE.right(held))),
+    );
 
   const put = (content: Readable, options?: PutOptions): TE.TaskEither<VolumeError, PutResult> =>
     pipe(
@@ -161,7 +184,7 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
     pipe(
       s3(d)(store.get(keyOf(d))),
       TE.map((body) =>
-        verifiedStream(body, d, 'get', (e) => ({ _tag: 'VolumeUnavailable', op: 'get', key: d, cause: e })),
+        verifiedStream(body, d, 'get', (e) => storeReadError(d, e)),
       ),
     );
 
@@ -180,6 +203,7 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
   const del = (d: Digest): TE.TaskEither<VolumeError, void> =>
     pipe(
       TE.fromTask(() => uploader.forget(d)), // a running upload would bring it back
+      TE.tap(() => TE.fromIO(() => known.removed(d))),
       TE.flatMap(() => cache.remove(d)),
       TE.flatMap((wasCached) =>
         pipe(
@@ -229,6 +253,7 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
     name: `s3:${c.bucket}/${c.prefix}`,
     supports: { durable: true, remote: true },
     put,
+    putFile: putFileThroughStream(put),
     has,
     get,
     stat,

@@ -35,8 +35,15 @@ export const verifiedStream = (
         );
     },
   });
+  const fail = (e: unknown): void => void verifier.destroy(e instanceof VolumeStreamError ? e : new VolumeStreamError(mapSourceError(e)));
+  // A source that failed before we were called (a decrypting stream may fail on its first
+  // chunk at once) emits no more 'error' events: report it all the same.
+  if (source.errored !== null && source.errored !== undefined) {
+    fail(source.errored);
+    return verifier;
+  }
   // Registered before pipeline's own listener, so the consumer sees our tagged error.
-  source.once('error', (e) => verifier.destroy(e instanceof VolumeStreamError ? e : new VolumeStreamError(mapSourceError(e))));
+  source.once('error', fail);
   pipeline(source, verifier, () => undefined); // errors reach the consumer through `verifier`
   return verifier;
 };

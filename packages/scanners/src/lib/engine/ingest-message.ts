@@ -1,9 +1,9 @@
 import * as E from 'fp-ts/Either';
 import type { AccountId } from '@zxbackup/item-store';
-import type { BlobVolume } from '@zxbackup/volume-contract';
+import { describeVolumeError, type BlobVolume } from '@zxbackup/volume-contract';
 import type { MessageEntry, Source, SourceError } from '../source';
 import { Abort, engineError } from './errors';
-import { makeHeaderTap, parseMessageHeaders, type MessageHeaders } from './message-headers';
+import { HEAD_LIMIT, headerBlock, makeHeaderTap, parseMessageHeaders, type MessageHeaders } from './message-headers';
 
 export interface IngestedMessage {
   readonly digest: string;
@@ -19,6 +19,27 @@ export interface IngestedMessage {
  * was deleted meanwhile: the next scan sees where it went). Other failures throw an `Abort`.
  */
 export const ingestMessage = async (source: Source, volume: BlobVolume, account: AccountId, entry: MessageEntry): Promise<IngestedMessage | undefined> => {
+  const file = source.localFile?.(account, entry.locator);
+  if (file !== undefined) {
+    const put = await volume.putFile(file, { headBytes: HEAD_LIMIT })();
+    if (E.isRight(put)) {
+      const { digest, size, stored, head } = put.right;
+      return { digest, size, stored, headers: parseMessageHeaders(headerBlock(head)) };
+    }
+    const failed = put.left;
+    // Gone from where it was listed (a flag change renames it): the stream path finds it by name.
+    if (!(failed._tag === 'SourceUnreadable' && failed.code === 'ENOENT')) {
+      if (failed._tag === 'SourceUnreadable') {
+        const cause: SourceError = { _tag: 'SourceIOError', op: 'readBlob', key: entry.locator, message: describeVolumeError(failed), cause: failed.cause };
+        throw new Abort({ error: engineError.source('readBlob', `${account}:${entry.locator}`)(cause) });
+      }
+      throw new Abort({ error: engineError.volume('putBlob', `${account}:${entry.locator}`)(failed) });
+    }
+  }
+  return ingestByStream(source, volume, account, entry);
+};
+
+const ingestByStream = async (source: Source, volume: BlobVolume, account: AccountId, entry: MessageEntry): Promise<IngestedMessage | undefined> => {
   const opened = await source.openBlob(account, entry.locator)();
   if (E.isLeft(opened)) {
     if (opened.left._tag === 'SourceNotFound') return undefined;

@@ -11,7 +11,7 @@ export interface MessageHeaders {
 }
 
 /** Header blocks longer than this are cut; what follows is body and never parsed. */
-const HEAD_LIMIT = 64 * 1024;
+export const HEAD_LIMIT = 64 * 1024;
 
 /**
  * A pass-through that keeps the first bytes of a message (up to the blank line ending the
@@ -27,6 +27,12 @@ const headerEnd = (buf: Buffer): number => {
   if (crlf < 0) return lf;
   if (lf < 0) return crlf;
   return Math.min(crlf, lf);
+};
+
+/** The header block at the start of a message's first bytes (all of them when no blank line ends it). */
+export const headerBlock = (first: Buffer): Buffer => {
+  const end = headerEnd(first);
+  return end < 0 ? first : first.subarray(0, end);
 };
 
 export const makeHeaderTap = (): HeaderTap => {
@@ -47,11 +53,7 @@ export const makeHeaderTap = (): HeaderTap => {
       cb(null, buf);
     },
   }) as HeaderTap;
-  tap.head = () => {
-    const all = Buffer.concat(chunks);
-    const end = headerEnd(all);
-    return end < 0 ? all : all.subarray(0, end);
-  };
+  tap.head = () => headerBlock(Buffer.concat(chunks));
   return tap;
 };
 

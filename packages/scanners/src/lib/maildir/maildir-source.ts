@@ -314,6 +314,11 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
     });
   };
 
+  const localFile = (account: AccountId, locator: string): string | undefined => {
+    const m = LOCATOR.exec(locator);
+    return m === null || m[1] === '..' ? undefined : join(accountPaths(root, account).maildir, locator);
+  };
+
   const watch = (handlers: WatchHandlers): TE.TaskEither<SourceError, Watcher> =>
     tryFs('watch', root, () => watchMaildirTree(root, handlers, clock, names));
 
@@ -330,6 +335,7 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
     listFolder,
     statEntries,
     openBlob,
+    localFile,
     watch,
   };
 };

@@ -27,6 +27,11 @@ export interface RestoreDeps {
   readonly log?: Logger;
   /** Messages written at the same time (default 4). */
   readonly concurrency?: number;
+  /**
+   * Messages whose blobs are fetched ahead of their write, the ones being written included
+   * (default 16): a remote volume's latency overlaps the writes.
+   */
+  readonly readAhead?: number;
 }
 
 /** Runs a TaskEither inside restore code: a Left becomes a `RestoreAbort`. */
@@ -44,29 +49,6 @@ export const restoreTask =
       (a) => E.right(a),
       (e: unknown) => E.left(e instanceof RestoreAbort ? e.error : restoreError.internal(op)(e)),
     );
-
-/** At most `limit` tasks at a time; `drain` waits for all and rethrows the first failure. */
-export const makeLimiter = (limit: number) => {
-  const running = new Set<Promise<void>>();
-  let failure: { error: unknown } | undefined;
-  return {
-    /** Starts `task` once a slot is free (awaiting this is the back-pressure). */
-    run: async (task: () => Promise<void>): Promise<void> => {
-      while (running.size >= limit) await Promise.race(running);
-      if (failure !== undefined) throw failure.error;
-      const p: Promise<void> = task()
-        .catch((error: unknown) => {
-          failure ??= { error };
-        })
-        .finally(() => running.delete(p));
-      running.add(p);
-    },
-    drain: async (): Promise<void> => {
-      await Promise.all(running);
-      if (failure !== undefined) throw failure.error;
-    },
-  };
-};
 
 /**
  * Runs a store traversal whose visitor may fail with a `RestoreAbort`: the store reports a

@@ -1,11 +1,13 @@
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
 import { ACCOUNT_ITEM_ID } from '../engine/ids';
 import { metaOf } from '../engine/util';
-import { makeLimiter, restoreTask, runR, traverse, type RestoreDeps } from './deps';
+import { restoreTask, runR, traverse, type RestoreDeps } from './deps';
 import { RestoreAbort, restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { lastLiveAtOrBefore, liveAt } from './history-view';
-import { isMessageState, writeMessageFromBlob } from './write-message';
+import { makeReadAhead, prefetchBlob } from './read-ahead';
+import { isMessageState, writeMessageFromBlob, type MessageState } from './write-message';
+import type { Digest } from '@zxbackup/volume-contract';
 import type * as TE from 'fp-ts/TaskEither';
 
 export interface RestoreAccountParams {
@@ -49,7 +51,9 @@ export const makeFolderEnsurer = (deps: RestoreDeps, account: AccountId) => {
 /**
  * Restores an account as it was at instant T into a new, empty account: its settings, its
  * folders (paths as they were then) and its messages (content from the volume, flags and
- * received date then). Streams item by item; memory holds the folder histories only.
+ * received date then). Streams item by item, in the store's order; memory holds the folder
+ * histories and the blobs fetched ahead of the writes (`readAhead` of them, each at most
+ * `READ_AHEAD_MAX_BUFFERED`; bigger ones stream).
  */
 export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams): TE.TaskEither<RestoreError, RestoreSummary> =>
   restoreTask('restoreAccount', async () => {
@@ -81,11 +85,24 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
     for (const f of liveFolders) if (f !== undefined && (await ensureFolder(f.path, f.meta))) folderCount++;
     deps.onProgress?.({ phase: 'folders', done: folderCount });
 
-    const limiter = makeLimiter(deps.concurrency ?? 4);
     let messages = 0;
     let undeleted = 0;
     let bytes = 0;
     let ignored = 0;
+    interface Pending {
+      readonly path: string;
+      readonly state: MessageState;
+      readonly live: boolean;
+      readonly content: ReturnType<typeof prefetchBlob> | undefined;
+    }
+    const writers = deps.concurrency ?? 4;
+    const ahead = makeReadAhead<Pending>(Math.max(writers, deps.readAhead ?? 16), writers, async (m) => {
+      await writeMessageFromBlob(deps, newAccount, m.path, m.state, m.live ? m.state.flags : withoutDeleted(m.state.flags), m.content);
+      messages++;
+      if (!m.live) undeleted++;
+      bytes += m.state.size ?? 0;
+      deps.onProgress?.({ phase: 'messages', done: messages });
+    });
     await traverse(
       (guard) =>
         deps.store.forEachHistory(
@@ -101,18 +118,17 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
             const folder = resolveFolder(folders, state.folderId, at);
             const path = folder?.path ?? FALLBACK_FOLDER.path;
             if (await ensureFolder(path, folder?.meta ?? FALLBACK_FOLDER)) folderCount++;
-            await limiter.run(async () => {
-              await writeMessageFromBlob(deps, newAccount, path, state, live === undefined ? withoutDeleted(state.flags) : state.flags);
-              messages++;
-              if (live === undefined) undeleted++;
-              bytes += state.size ?? 0;
-              deps.onProgress?.({ phase: 'messages', done: messages });
-            });
+            await ahead.push(() => ({
+              path,
+              state,
+              live: live !== undefined,
+              content: state.digest === undefined ? undefined : prefetchBlob(deps.volume, state.digest as Digest, state.size),
+            }));
           }),
         ),
       restoreError.store('readItems', account),
     );
-    await limiter.drain();
+    await ahead.drain();
     deps.onProgress?.({ phase: 'done', done: messages });
     return { folders: folderCount, messages, undeleted, skipped: 0, ignored, bytes };
   });

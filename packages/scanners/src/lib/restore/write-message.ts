@@ -3,7 +3,8 @@ import { pipe } from 'fp-ts/function';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import type { AccountId, MessageMeta, Transaction } from '@zxbackup/item-store';
-import { VolumeStreamError, type Digest } from '@zxbackup/volume-contract';
+import type { Readable } from 'node:stream';
+import { VolumeStreamError, type Digest, type VolumeError } from '@zxbackup/volume-contract';
 import { runR, type RestoreDeps } from './deps';
 import { RestoreAbort, restoreError } from './errors';
 
@@ -13,7 +14,8 @@ export const isMessageState = (t: Transaction): t is MessageState => t.kind === 
 
 /**
  * Streams a message's blob from the volume into the target. The volume verifies the digest
- * while streaming; a corrupt blob fails the write with the volume's `BlobCorrupt`.
+ * while streaming; a corrupt blob fails the write with the volume's `BlobCorrupt`. `prefetched`
+ * is the blob's fetch when it was started ahead (`prefetchBlob`).
  */
 export const writeMessageFromBlob = async (
   deps: RestoreDeps,
@@ -21,10 +23,11 @@ export const writeMessageFromBlob = async (
   folderPath: string,
   state: MessageState,
   flags: ReadonlyArray<string>,
+  prefetched?: TE.TaskEither<VolumeError, Readable>,
 ): Promise<void> => {
   const key = `${account}:${folderPath}`;
   if (state.digest === undefined) throw new RestoreAbort(restoreError.refusal('ItemNotFound', 'restoreMessage', key, `the backup holds no content for message ${state.sourceKey ?? '?'}`));
-  const content = await runR(deps.volume.get(state.digest as Digest), restoreError.volume('readBlob', state.digest));
+  const content = await runR(prefetched ?? deps.volume.get(state.digest as Digest), restoreError.volume('readBlob', state.digest));
   let streamError: unknown;
   content.on('error', (e) => {
     streamError ??= e;

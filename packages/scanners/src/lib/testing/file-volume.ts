@@ -5,7 +5,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
-import { VolumeStreamError, type BlobVolume, type Digest, type VolumeError } from '@zxbackup/volume-contract';
+import { putFileThroughStream, VolumeStreamError, type BlobVolume, type Digest, type VolumeError } from '@zxbackup/volume-contract';
 
 /*
  * A small durable blob volume on a directory, for the kill specs only (a scan in a child
@@ -16,44 +16,46 @@ import { VolumeStreamError, type BlobVolume, type Digest, type VolumeError } fro
 export const makeFileVolume = (dir: string, options: { putDelayMs?: number } = {}): BlobVolume => {
   const pathOf = (d: string): string => join(dir, d.slice(-2), d);
   const io = (op: string) => (cause: unknown): VolumeError => ({ _tag: 'VolumeIOError', op, cause });
+  const put: BlobVolume['put'] = (content) =>
+    TE.tryCatch(async () => {
+      if (options.putDelayMs !== undefined) await new Promise((r) => setTimeout(r, options.putDelayMs));
+      await fsp.mkdir(join(dir, 'tmp'), { recursive: true });
+      const tmp = join(dir, 'tmp', randomBytes(8).toString('hex'));
+      const hash = createHash('sha256');
+      let size = 0;
+      await pipeline(
+        content,
+        new Transform({
+          transform(chunk: Buffer, _e, cb) {
+            hash.update(chunk);
+            size += chunk.length;
+            cb(null, chunk);
+          },
+        }),
+        createWriteStream(tmp),
+      );
+      const digest = hash.digest('hex') as Digest;
+      const final = pathOf(digest);
+      const exists = await fsp.stat(final).then(
+        () => true,
+        () => false,
+      );
+      if (exists) {
+        await fsp.unlink(tmp);
+        return { digest, size, stored: false };
+      }
+      const fh = await fsp.open(tmp, 'r');
+      await fh.sync();
+      await fh.close();
+      await fsp.mkdir(join(dir, digest.slice(-2)), { recursive: true });
+      await fsp.rename(tmp, final);
+      return { digest, size, stored: true };
+    }, io('put'));
   return {
     name: `test-file:${dir}`,
     supports: { durable: true, remote: false },
-    put: (content) =>
-      TE.tryCatch(async () => {
-        if (options.putDelayMs !== undefined) await new Promise((r) => setTimeout(r, options.putDelayMs));
-        await fsp.mkdir(join(dir, 'tmp'), { recursive: true });
-        const tmp = join(dir, 'tmp', randomBytes(8).toString('hex'));
-        const hash = createHash('sha256');
-        let size = 0;
-        await pipeline(
-          content,
-          new Transform({
-            transform(chunk: Buffer, _e, cb) {
-              hash.update(chunk);
-              size += chunk.length;
-              cb(null, chunk);
-            },
-          }),
-          createWriteStream(tmp),
-        );
-        const digest = hash.digest('hex') as Digest;
-        const final = pathOf(digest);
-        const exists = await fsp.stat(final).then(
-          () => true,
-          () => false,
-        );
-        if (exists) {
-          await fsp.unlink(tmp);
-          return { digest, size, stored: false };
-        }
-        const fh = await fsp.open(tmp, 'r');
-        await fh.sync();
-        await fh.close();
-        await fsp.mkdir(join(dir, digest.slice(-2)), { recursive: true });
-        await fsp.rename(tmp, final);
-        return { digest, size, stored: true };
-      }, io('put')),
+    put,
+    putFile: putFileThroughStream(put),
     has: (d) => TE.tryCatch(() => fsp.stat(pathOf(d)).then(() => true, () => false), io('has')),
     get: (d) => async () => {
       const st = await fsp.stat(pathOf(d)).catch(() => undefined);

@@ -1,0 +1,92 @@
+import { Readable } from 'node:stream';
+import * as E from 'fp-ts/Either';
+import type * as TE from 'fp-ts/TaskEither';
+import type { BlobVolume, Digest, VolumeError } from '@zxbackup/volume-contract';
+
+/** Blobs up to this size are fetched ahead into memory; bigger ones stream when their write starts. */
+export const READ_AHEAD_MAX_BUFFERED = 1024 * 1024;
+
+/**
+ * Starts fetching a blob now, for a write that starts later: a blob of at most `maxBuffered`
+ * bytes is read whole into memory in the background (the volume verifies its digest while it
+ * is read; a failure is replayed by the returned stream, as `get`'s own stream would fail); a
+ * bigger one (or of unknown size) is only opened when the write runs the task, and streams.
+ * The fetch never rejects: an abandoned one leaves no unhandled rejection behind.
+ */
+export const prefetchBlob = (
+  volume: BlobVolume,
+  digest: Digest,
+  size: number | undefined,
+  maxBuffered = READ_AHEAD_MAX_BUFFERED,
+): TE.TaskEither<VolumeError, Readable> => {
+  if (size === undefined || size > maxBuffered) return volume.get(digest);
+  const fetched = volume
+    .get(digest)()
+    .then(async (got): Promise<E.Either<VolumeError, Readable>> => {
+      if (E.isLeft(got)) return got;
+      const chunks: Buffer[] = [];
+      try {
+        for await (const c of got.right) chunks.push(c as Buffer);
+      } catch (e) {
+        return E.right(
+          new Readable({
+            read() {
+              this.destroy(e instanceof Error ? e : new Error(String(e)));
+            },
+          }),
+        );
+      }
+      return E.right(Readable.from([Buffer.concat(chunks)]));
+    });
+  return () => fetched;
+};
+
+/**
+ * Runs `write` over items in the order they are pushed, at most `writers` at a time and
+ * started in that order, while up to `depth` items (waiting or being written) are accepted
+ * ahead: the producer makes each item when it is accepted, which is when its fetch starts.
+ * After a failure nothing new starts; `push` and `drain` throw the first failure (`drain` once
+ * the running writes settled).
+ */
+export const makeReadAhead = <I>(depth: number, writers: number, write: (item: I) => Promise<void>) => {
+  const waiting: I[] = [];
+  let running = 0;
+  let failure: { error: unknown } | undefined;
+  let wakers: Array<() => void> = [];
+  const wake = (): void => {
+    const w = wakers;
+    wakers = [];
+    for (const f of w) f();
+  };
+  const changed = (): Promise<void> => new Promise((r) => wakers.push(r));
+
+  const pump = (): void => {
+    while (failure === undefined && running < writers && waiting.length > 0) {
+      const item = waiting.shift() as I;
+      running++;
+      write(item)
+        .catch((error: unknown) => {
+          failure ??= { error };
+        })
+        .finally(() => {
+          running--;
+          pump();
+          wake();
+        });
+    }
+  };
+
+  return {
+    /** Waits for room, then accepts the item `make` returns. */
+    push: async (make: () => I): Promise<void> => {
+      while (failure === undefined && waiting.length + running >= depth) await changed();
+      if (failure !== undefined) throw failure.error;
+      waiting.push(make());
+      pump();
+    },
+    drain: async (): Promise<void> => {
+      while (running > 0 || (failure === undefined && waiting.length > 0)) await changed();
+      if (failure !== undefined) throw failure.error;
+    },
+  };
+};

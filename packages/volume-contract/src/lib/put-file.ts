@@ -1,0 +1,56 @@
+import { createReadStream } from 'node:fs';
+import { Transform, type TransformCallback } from 'node:stream';
+import * as E from 'fp-ts/Either';
+import type * as TE from 'fp-ts/TaskEither';
+import type { BlobVolume, PutFileOptions, PutFileResult } from './blob-volume';
+import type { VolumeError } from './errors';
+
+/** A file given to `putFile` could not be read (it vanished, or its disk failed). */
+export const sourceUnreadable = (file: string, cause: unknown): VolumeError => {
+  const code = typeof cause === 'object' && cause !== null && 'code' in cause && typeof cause.code === 'string' ? cause.code : undefined;
+  return { _tag: 'SourceUnreadable', op: 'put', key: file, ...(code === undefined ? {} : { code }), cause };
+};
+
+/** Passes bytes through, keeping a copy of the first `limit` of them. */
+class HeadKeeper extends Transform {
+  private readonly kept: Buffer[] = [];
+  private keptBytes = 0;
+
+  constructor(private readonly limit: number) {
+    super();
+  }
+
+  override _transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    if (this.keptBytes < this.limit) {
+      const take = chunk.subarray(0, this.limit - this.keptBytes);
+      this.kept.push(Buffer.from(take));
+      this.keptBytes += take.length;
+    }
+    callback(null, chunk);
+  }
+
+  head(): Buffer {
+    return Buffer.concat(this.kept);
+  }
+}
+
+/**
+ * `putFile` for a volume that has no faster way: the file streamed into its `put`. Volumes
+ * that can read a file themselves (the local volume's I/O workers) implement it natively.
+ */
+export const putFileThroughStream =
+  (put: BlobVolume['put']) =>
+  (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> =>
+  async () => {
+    const input = createReadStream(file);
+    const keeper = new HeadKeeper(options.headBytes ?? 0);
+    let readError: unknown;
+    input.on('error', (error) => {
+      readError = error;
+      keeper.destroy(error);
+    });
+    input.pipe(keeper);
+    const result = await put(keeper, options)();
+    if (readError !== undefined) return E.left(sourceUnreadable(file, readError));
+    return E.isLeft(result) ? result : E.right({ ...result.right, head: keeper.head() });
+  };
