@@ -86,6 +86,7 @@ const deliverAll = async (tree: string, accounts: AccountId[], perAccount: numbe
       const text = `Subject: ${a} ${i}\r\nMessage-ID: <${i}.${a}>\r\n\r\n${'body '.repeat(50 + i)}${a}\r\n`;
       await run(target.writeMessage(a, 'INBOX', { content: Readable.from([Buffer.from(text)]), flags: i % 2 ? ['\\Seen'] : [], receivedAt: Date.UTC(2026, 2, 1) + i * 1000 }));
     }
+    if (target.flush !== undefined) await run(target.flush());
   }
 };
 

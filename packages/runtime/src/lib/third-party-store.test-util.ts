@@ -44,6 +44,7 @@ export const deliver = async (tree: string, account: AccountId, folder: string, 
   const target = makeMaildirTarget({ root: tree });
   await run(target.ensureFolder(account, folder, { kind: 'folder', path: folder, view: 'message' }));
   const { sourceKey } = await run(target.writeMessage(account, folder, { content: Readable.from([Buffer.from(text)]), flags, receivedAt }));
+  if (target.flush !== undefined) await run(target.flush());
   return sourceKey;
 };
 

@@ -116,7 +116,11 @@ export interface RestoreTarget {
   ensureAccount(account: AccountId, meta: AccountMeta): TE.TaskEither<SourceError, void>;
   /** Create the folder (and its parents) if missing; `path` uses `/` (e.g. `Projects/2026`, `INBOX`). */
   ensureFolder(account: AccountId, path: string, meta: FolderMeta): TE.TaskEither<SourceError, void>;
-  /** Write one message with its flags and received date; returns its new source key. */
+  /**
+   * Write one message with its flags and received date; returns its new source key. A target may
+   * hold written messages back and make them durable and visible in groups: then the message is
+   * there once `flush` resolved (the restore engine flushes at the end of every restore).
+   */
   writeMessage(
     account: AccountId,
     folderPath: string,
@@ -124,4 +128,6 @@ export interface RestoreTarget {
   ): TE.TaskEither<SourceError, { readonly sourceKey: string }>;
   /** What the folder holds now (to skip messages already there). Empty when the folder is missing. */
   listMessages(account: AccountId, folderPath: string): TE.TaskEither<SourceError, ReadonlyArray<MessageEntry>>;
+  /** Make every message written so far durable and visible (targets that group their writes). */
+  flush?(): TE.TaskEither<SourceError, void>;
 }

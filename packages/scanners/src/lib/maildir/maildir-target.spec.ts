@@ -1,4 +1,5 @@
-import { readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import * as TE from 'fp-ts/TaskEither';
 import { join } from 'node:path';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
 import type { ScanEvent } from '../source';
@@ -42,6 +43,10 @@ describe('maildir restore target', () => {
       keys.push(r.sourceKey);
     }
     expect(new Set(keys).size).toBe(MESSAGES.length);
+    // Held in tmp/ until the flush: nothing half-visible in cur/.
+    expect(await run(target.listMessages(BOB, 'INBOX'))).toEqual([]);
+    await run(target.flush?.() ?? TE.right(undefined));
+    expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp'))).toEqual([]);
 
     const source = makeMaildirSource({ root });
     const events: ScanEvent[] = [];
@@ -66,6 +71,24 @@ describe('maildir restore target', () => {
     expect(statSync(join(root, 'alpha.test', 'bob', 'Maildir', '.Projects.2026', 'maildirfolder')).isFile()).toBe(true);
   });
 
+  it('makes written messages durable and visible in groups of 256, the rest at the flush', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root });
+    await run(target.ensureAccount(BOB, account));
+    const keys = new Set<string>();
+    for (let i = 0; i < 300; i += 1) {
+      keys.add((await run(target.writeMessage(BOB, 'INBOX', { content: streamOf(Buffer.from(`Subject: ${i}\r\n\r\nbody ${i}\r\n`)), flags: ['\\Seen'], receivedAt: i * 1000 }))).sourceKey);
+    }
+    const cur = join(root, 'alpha.test', 'bob', 'Maildir', 'cur');
+    expect(readdirSync(cur)).toHaveLength(256);
+    expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp'))).toHaveLength(44);
+    await run(target.flush?.() ?? TE.right(undefined));
+    const listed = await run(target.listMessages(BOB, 'INBOX'));
+    expect(new Set(listed.map((e) => e.sourceKey))).toEqual(keys);
+    expect(listed.every((e) => e.flags.join() === '\\Seen')).toBe(true);
+    expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp'))).toEqual([]);
+  });
+
   it('refuses a 27th keyword in a folder and a folder name Maildir++ cannot hold', async () => {
     const root = tmp.make();
     const target = makeMaildirTarget({ root });
@@ -76,6 +99,7 @@ describe('maildir restore target', () => {
     expect(e._tag).toBe('TargetConflict');
     expect((await runLeft(target.ensureFolder(BOB, 'v1.2', folder('v1.2'))))._tag).toBe('SourceInvalid');
     expect((await runLeft(target.writeMessage(BOB, 'Missing', { content: streamOf(Buffer.from('c')), flags: [], receivedAt: 0 })))._tag).toBe('SourceNotFound');
+    await run(target.flush?.() ?? TE.right(undefined));
     // Nothing half-written is left in tmp/.
     const source = makeMaildirSource({ root });
     expect((await run(source.listFolder(BOB, ''))).entries).toHaveLength(1);

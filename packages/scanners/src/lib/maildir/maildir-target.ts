@@ -30,6 +30,40 @@ export interface MaildirTargetOptions {
 const DIR_MODE = 0o700;
 const FILE_MODE = 0o600;
 let counter = 0;
+// Written messages wait in tmp/ (complete, not yet fsynced) until this many are there or the
+// restore flushes; then they are fsynced together, renamed into cur/, and each cur/ is fsynced
+// once. Two serial fsyncs per message bounded a restore before (~10x slower than restic).
+const GROUP_COMMIT_MESSAGES = 256;
+const GROUP_COMMIT_BYTES = 64 * 1024 * 1024;
+const PARALLEL_SYNCS = 32;
+
+/** Runs `task` over `items`, at most `limit` at once. */
+const forEachLimited = async <A>(items: readonly A[], limit: number, task: (item: A) => Promise<void>): Promise<void> => {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next] as A;
+      next += 1;
+      await task(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+};
+
+const fsyncPath = async (path: string): Promise<void> => {
+  const handle = await fsp.open(path, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+};
+
+/** A message complete in tmp/, waiting for its group's fsync and its rename into cur/. */
+interface HeldMessage {
+  readonly tmp: string;
+  readonly final: string;
+}
 
 /** Maildir host part: `/` and `:` cannot appear in a file name part (Maildir spec escapes). */
 const safeHost = (): string => hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/,/g, '\\054');
@@ -45,6 +79,30 @@ const uniqueBase = (): string => {
 export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget => {
   const { root, passwdFile, owner } = options;
   const lock = makeKeyedMutex();
+  let held: HeldMessage[] = [];
+  let heldBytes = 0;
+  // Groups commit one after the other; a failed group fails every later flush (its messages
+  // stay in tmp/, where Dovecot removes them after 36 hours).
+  let committed: Promise<void> = Promise.resolve();
+
+  const commitGroup = async (group: readonly HeldMessage[]): Promise<void> => {
+    await forEachLimited(group, PARALLEL_SYNCS, async (m) => fsyncPath(m.tmp));
+    const curDirs = new Set<string>();
+    await forEachLimited(group, PARALLEL_SYNCS, async (m) => {
+      await fsp.rename(m.tmp, m.final);
+      curDirs.add(dirname(m.final));
+    });
+    // The renames themselves survive a crash.
+    await forEachLimited([...curDirs], PARALLEL_SYNCS, fsyncPath);
+  };
+
+  const commitHeld = (): Promise<void> => {
+    const group = held;
+    held = [];
+    heldBytes = 0;
+    if (group.length > 0) committed = committed.then(() => commitGroup(group));
+    return committed;
+  };
 
   const chown = async (path: string): Promise<void> => {
     if (owner !== undefined) await fsp.chown(path, owner.uid, owner.gid);
@@ -190,23 +248,13 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
           try {
             const out = createWriteStream(tmp, { flags: 'wx', mode: FILE_MODE });
             await pipeline(message.content, count, out);
-            const fh = await fsp.open(tmp, 'r');
-            try {
-              await fh.sync();
-            } finally {
-              await fh.close();
-            }
             await chown(tmp);
             const when = new Date(message.receivedAt);
             await fsp.utimes(tmp, when, when);
             const sourceKey = `${base},S=${size}`;
-            await fsp.rename(tmp, join(dir, 'cur', `${sourceKey}:2,${letters}`));
-            const cur = await fsp.open(join(dir, 'cur'), 'r');
-            try {
-              await cur.sync(); // the rename itself survives a crash
-            } finally {
-              await cur.close();
-            }
+            held.push({ tmp, final: join(dir, 'cur', `${sourceKey}:2,${letters}`) });
+            heldBytes += size;
+            if (held.length >= GROUP_COMMIT_MESSAGES || heldBytes >= GROUP_COMMIT_BYTES) await commitHeld();
             return { sourceKey };
           } catch (e) {
             await fsp.rm(tmp, { force: true });
@@ -243,7 +291,9 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
       return false;
     });
 
-  return { uri: `maildir://${root}`, accountHasContent, ensureAccount, ensureFolder, writeMessage, listMessages };
+  const flush = (): TE.TaskEither<SourceError, void> => attempt('flush', root, commitHeld);
+
+  return { uri: `maildir://${root}`, accountHasContent, ensureAccount, ensureFolder, writeMessage, listMessages, flush };
 };
 
 const isSourceError = (e: unknown): e is SourceError =>

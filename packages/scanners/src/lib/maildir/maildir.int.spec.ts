@@ -179,6 +179,8 @@ describe('maildir connector against Dovecot', () => {
     for (const m of MESSAGES) {
       await run(target.writeMessage(B, m.path, { content: streamOf(Buffer.from(m.body)), flags: m.flags, receivedAt: m.date.getTime() }));
     }
+    // The target holds messages back until its flush (group commit).
+    if (target.flush !== undefined) await run(target.flush());
 
     // Logging in with the account's own password also proves the passwd-file line.
     const client = await imapOnceDovecotSeesTheUser(B, B_PASS);

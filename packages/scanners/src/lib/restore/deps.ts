@@ -41,6 +41,29 @@ export const runR = async <L, A>(te: TE.TaskEither<L, A>, wrap: (l: L) => Restor
   return r.right;
 };
 
+/**
+ * The boundary of an exported restore function that writes to the target: like `restoreTask`,
+ * and the target is flushed at the end (what was written becomes durable and visible), also
+ * when the restore failed part-way: what it wrote stays, as a target writing one by one would
+ * have left it. A failed flush fails a restore that had worked.
+ */
+export const writingRestoreTask =
+  <A>(deps: Pick<RestoreDeps, 'target'>, op: string, f: () => Promise<A>): TE.TaskEither<RestoreError, A> =>
+    restoreTask(op, async () => {
+      const flush = async (): Promise<void> => {
+        if (deps.target.flush !== undefined) await runR(deps.target.flush(), restoreError.target('flush', deps.target.uri));
+      };
+      let result: A;
+      try {
+        result = await f();
+      } catch (error) {
+        await flush().catch(() => undefined); // the restore's own failure is the one to report
+        throw error;
+      }
+      await flush();
+      return result;
+    });
+
 /** The boundary of an exported restore function: a `RestoreAbort` becomes its Left. */
 export const restoreTask =
   <A>(op: string, f: () => Promise<A>): TE.TaskEither<RestoreError, A> =>

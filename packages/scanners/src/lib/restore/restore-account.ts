@@ -1,7 +1,7 @@
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
 import { ACCOUNT_ITEM_ID } from '../engine/ids';
 import { metaOf } from '../engine/util';
-import { restoreTask, runR, traverse, type RestoreDeps } from './deps';
+import { runR, traverse, writingRestoreTask, type RestoreDeps } from './deps';
 import { RestoreAbort, restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { lastLiveAtOrBefore, liveAt } from './history-view';
@@ -56,7 +56,7 @@ export const makeFolderEnsurer = (deps: RestoreDeps, account: AccountId) => {
  * `READ_AHEAD_MAX_BUFFERED`; bigger ones stream).
  */
 export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams): TE.TaskEither<RestoreError, RestoreSummary> =>
-  restoreTask('restoreAccount', async () => {
+  writingRestoreTask(deps, 'restoreAccount', async () => {
     const { account, newAccount, at, undelete } = params;
     const hasContent = await runR(deps.target.accountHasContent(newAccount), restoreError.target('accountHasContent', newAccount));
     if (hasContent) {

@@ -1,7 +1,7 @@
 import * as O from 'fp-ts/Option';
 import type * as TE from 'fp-ts/TaskEither';
 import type { AccountId, ItemId } from '@zxbackup/item-store';
-import { restoreTask, runR, type RestoreDeps } from './deps';
+import { runR, writingRestoreTask, type RestoreDeps } from './deps';
 import { RestoreAbort, restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { deletionOf, lastLive, liveAt } from './history-view';
@@ -27,7 +27,7 @@ export interface RestoreItemResult {
 
 /** Restores one message (or one folder) of an account, as of an instant, into the same account. */
 export const restoreItem = (deps: RestoreDeps, params: RestoreItemParams): TE.TaskEither<RestoreError, RestoreItemResult> =>
-  restoreTask('restoreItem', async () => {
+  writingRestoreTask(deps, 'restoreItem', async () => {
     const { account, itemId } = params;
     const key = `${account}/${itemId}`;
     const history = await runR(deps.store.getHistory(account, itemId), restoreError.store('readItem', key));

@@ -1,7 +1,7 @@
 import * as O from 'fp-ts/Option';
 import type * as TE from 'fp-ts/TaskEither';
 import type { AccountId, FolderMeta } from '@zxbackup/item-store';
-import { restoreTask, runR, type RestoreDeps } from './deps';
+import { runR, writingRestoreTask, type RestoreDeps } from './deps';
 import { restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { ddmmyy, lastLiveAtOrBefore } from './history-view';
@@ -39,7 +39,7 @@ export const undeleteFolder = (now: number): string => `Undeleted ${ddmmyy(now).
  * Never writes a message the folder already holds.
  */
 export const undeleteItems = (deps: RestoreDeps, params: UndeleteParams): TE.TaskEither<RestoreError, UndeleteSummary> =>
-  restoreTask('undeleteItems', async () => {
+  writingRestoreTask(deps, 'undeleteItems', async () => {
     const { account, from, to, targetOriginalFolder, now } = params;
     // deletedBetween is [from, to): `to` itself is included here.
     const refs = await runR(deps.store.deletedBetween(from, to + 1, account), restoreError.store('deletedBetween', account));

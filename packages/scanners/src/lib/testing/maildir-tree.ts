@@ -28,6 +28,7 @@ export const deliver = async (root: string, account: AccountId, folderPath: stri
   const { sourceKey } = await unwrap(
     target.writeMessage(account, folderPath, { content: Readable.from([Buffer.isBuffer(content) ? content : Buffer.from(content)]), flags, receivedAt }),
   );
+  if (target.flush !== undefined) await unwrap(target.flush());
   return sourceKey;
 };
 
