@@ -20,10 +20,8 @@ import { AccountInfo, AccountStat, newAccountStat } from './records';
 
 // archiver and tar-stream load on first use: only archive commands need them, and loading them
 // costs ~0.3 s of CPU at the start of every command that imports this package.
-/* eslint-disable @typescript-eslint/no-require-imports */
 const archiver = (...args: Parameters<typeof archiverModule>): ReturnType<typeof archiverModule> => (require('archiver') as typeof archiverModule)(...args);
 const tar = { extract: (): tarStream.Extract => (require('tar-stream') as typeof tarStream).extract() };
-/* eslint-enable @typescript-eslint/no-require-imports */
 
 /*
  * The portable form of one account's metadata (S3 upload, export, disaster recovery): a

@@ -64,7 +64,6 @@ export const makeNotifier = (deps: {
 /** E-mail over SMTP to the configured addresses. `smtpUrl` like `smtp://127.0.0.1:25`. */
 export const makeMailSink = (config: { readonly smtpUrl: string; readonly from: string; readonly to: ReadonlyArray<string> }): NotificationSink => {
   // nodemailer loads only where mail is configured: it costs ~0.2 s at every command's start.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const transport = (require('nodemailer') as typeof Nodemailer).createTransport(config.smtpUrl);
   return {
     name: 'mail',

@@ -13,7 +13,6 @@ const META_PREFIX = 'x-amz-meta-';
 
 // The minio SDK loads when the first client is made: most commands never talk to S3, and
 // loading it costs ~0.3 s of CPU at the start of every command that imports this package.
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const loadMinio = (): typeof import('minio') => require('minio') as typeof import('minio');
 
 export const makeMinioClient = (config: S3StoreConfig): Client =>
