@@ -67,18 +67,22 @@ interface HeldMessage {
 
 /** Maildir host part: `/` and `:` cannot appear in a file name part (Maildir spec escapes). */
 const safeHost = (): string => hostname().replace(/\//g, '\\057').replace(/:/g, '\\072').replace(/,/g, '\\054');
+let hostPart: string | undefined;
 
 /** A fresh Dovecot-style base name: `<secs>.M<usecs>P<pid>Q<counter>.<host>`. */
 const uniqueBase = (): string => {
   const now = Date.now();
   const micros = Math.floor((performance.timeOrigin + performance.now()) * 1000) % 1_000_000;
   counter = (counter + 1) % 1_000_000_000;
-  return `${Math.floor(now / 1000)}.M${micros}P${process.pid}Q${counter}.${safeHost()}`;
+  hostPart ??= safeHost(); // a system call each time otherwise
+  return `${Math.floor(now / 1000)}.M${micros}P${process.pid}Q${counter}.${hostPart}`;
 };
 
 export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget => {
   const { root, passwdFile, owner } = options;
   const lock = makeKeyedMutex();
+  // Folder directories checked (cur/ there, tmp/ made) by an earlier write.
+  const readyDirs = new Set<string>();
   let held: HeldMessage[] = [];
   let heldBytes = 0;
   // Groups commit one after the other; a failed group fails every later flush (its messages
@@ -184,6 +188,12 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
 
   /** Letters for the flags, adding new keywords to the folder's `dovecot-keywords` (under Dovecot's dotlock). */
   const lettersFor = async (dir: string, flags: ReadonlyArray<string>, key: string): Promise<string> => {
+    // Only system flags (most mail): their letters do not depend on the folder's keyword table.
+    if (flags.every((f) => f.startsWith('\\'))) {
+      const plain = encodeFlags(flags, [], key);
+      if (E.isLeft(plain)) throw plain.left;
+      return plain.right.letters;
+    }
     const known = await readKeywords(dir);
     const first = encodeFlags(flags, known, key);
     if (E.isLeft(first)) throw first.left;
@@ -231,10 +241,11 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
         attempt('writeMessage', `${account}/${folderPath}`, async () => {
           const { maildir } = accountPaths(root, account);
           const dir = folderDir(maildir, key);
-          if ((await statOrMissing(join(dir, 'cur'))) === undefined) {
+          if (!readyDirs.has(dir) && (await statOrMissing(join(dir, 'cur'))) === undefined) {
             throw { _tag: 'SourceNotFound', op: 'writeMessage', key: `${account}/${folderPath}`, message: `folder ${folderPath} of ${account} does not exist (ensureFolder first)` };
           }
-          await mkdirs(join(dir, 'tmp'));
+          if (!readyDirs.has(dir)) await mkdirs(join(dir, 'tmp'));
+          readyDirs.add(dir);
           const letters = await lock(`kw:${dir}`, () => lettersFor(dir, message.flags, `${account}/${folderPath}`));
           const base = uniqueBase();
           const tmp = join(dir, 'tmp', base);
