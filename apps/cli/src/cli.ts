@@ -29,7 +29,7 @@ export const buildCli = (argv: ReadonlyArray<string>, deps: CliDeps): Argv<Globa
     .demandCommand(1, 'name a command; see zxbackup --help')
     .strict()
     .recommendCommands()
-    .epilogue(`Environment: ZXBACKUP_PATH (backup path), ZXBACKUP_NOW (ISO-8601: pins the clock for tests and drills).\n\n${EXIT_STATUS_HELP}`)
+    .epilogue(`Environment: ZXBACKUP_PATH (backup path), ZXBACKUP_NOW (ISO-8601: pins the clock for tests and drills), ZXBACKUP_IO_THREADS (1-16: the local volume's I/O threads, default one per core up to 2).\n\n${EXIT_STATUS_HELP}`)
     .example('$0 config set ZxBackup_Source maildir:/var/vmail', 'choose what to back up')
     .example('$0 doSmartScan start', 'first run: initialize the backup path and copy everything')
     .example('$0 doRestoreOnNewAccount alice@example.test alice.restored@example.test "20/11/2026 10:00:00"', 'restore an account as it was')

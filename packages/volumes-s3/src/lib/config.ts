@@ -57,7 +57,7 @@ export const S3VolumeConfig = t.intersection([
     cacheDir: t.string,
   }),
   t.partial({
-    /** Uploads running at once (default 4). */
+    /** Uploads running at once (default 16: the request rate, not the bandwidth, bounds a store like Swift). */
     uploadConcurrency: t.number,
     retry: RetryPolicy,
     /** An upload that takes longer is abandoned and retried (default 10 min + 1 s per MiB). */
