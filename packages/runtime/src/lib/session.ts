@@ -83,14 +83,35 @@ export const openWriter = (root: string, options: { readonly initialize: boolean
         acquireWriteLock(bp.root),
         TE.mapLeft(fromPackageError),
         TE.flatMap((lock) => {
+          // What opened before a later step failed is closed again, newest first: LevelDB and
+          // the id allocator hold their own locks, which a retry in this process would meet.
+          const closers: Array<() => Promise<unknown>> = [];
+          const opened = <A>(close: (a: A) => Promise<unknown>) => (a: A): TE.TaskEither<never, A> =>
+            TE.fromIO(() => {
+              closers.unshift(() => close(a));
+              return a;
+            });
           const undo = <E>(e: E) => async () => {
+            for (const close of closers) await close().catch(() => undefined); // the first failure is the one reported
             await lock.release();
             return e;
           };
           return pipe(
             TE.Do,
-            TE.bind('store', () => pipe(openMetadataStore(bp.metadataDir), TE.mapLeft(fromPackageError))),
-            TE.bind('txIds', () => pipe(openTxIdAllocator(path.join(bp.root, 'txlog', 'ids')), TE.mapLeft(fromPackageError))),
+            TE.bind('store', () =>
+              pipe(
+                openMetadataStore(bp.metadataDir),
+                TE.mapLeft(fromPackageError),
+                TE.flatMap(opened((store) => store.close()())),
+              ),
+            ),
+            TE.bind('txIds', () =>
+              pipe(
+                openTxIdAllocator(path.join(bp.root, 'txlog', 'ids')),
+                TE.mapLeft(fromPackageError),
+                TE.flatMap(opened((txIds) => txIds.close()())),
+              ),
+            ),
             TE.bind('volume', () => openConfiguredVolume(bp)),
             TE.map(({ store, txIds, volume }): WriterSession => {
               const notifier = makeConfiguredNotifier(bp);
