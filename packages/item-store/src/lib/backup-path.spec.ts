@@ -1,5 +1,5 @@
-import { mkdtempSync, promises as fs, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, promises as fs, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as E from 'fp-ts/Either';
 import * as O from 'fp-ts/Option';
@@ -94,6 +94,20 @@ describe('backup path', () => {
       const lock = await run(acquireWriteLock(root));
       await lock.release();
     });
+
+    it('waits for the lock of a killed process of this host to turn stale instead of failing', async () => {
+      await run(initBackupPath(root, me));
+      // A SIGKILLed holder of this host, last refresh 8 s ago: stale in about 2 s.
+      await fs.mkdir(join(root, 'lock'));
+      writeFileSync(join(root, 'lock.owner'), JSON.stringify({ pid: 999_999_999, host: hostname(), since: 0 }));
+      const recent = new Date(Date.now() - 8_000);
+      await fs.utimes(join(root, 'lock'), recent, recent);
+      const started = Date.now();
+      const lock = await run(acquireWriteLock(root));
+      expect(Date.now() - started).toBeGreaterThanOrEqual(1_000);
+      expect(JSON.parse(readFileSync(join(root, 'lock.owner'), 'utf8'))).toMatchObject({ pid: process.pid });
+      await lock.release();
+    }, 20_000);
   });
 
   describe('config and operations (files other processes read)', () => {

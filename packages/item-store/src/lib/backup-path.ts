@@ -221,19 +221,33 @@ export const acquireWriteLock =
   async () => {
     const op = 'acquireWriteLock';
     const ownerPath = join(root, LOCK_OWNER_FILE);
+    const lockOptions = (retries: lockfile.LockOptions['retries']): lockfile.LockOptions => ({
+      lockfilePath: join(root, LOCK_DIR),
+      realpath: false,
+      stale: LOCK_STALE_MS,
+      retries,
+      ...(options.onCompromised === undefined ? {} : { onCompromised: options.onCompromised }),
+    });
+    const recordedOwner = async (): Promise<{ pid?: unknown; host?: unknown }> => {
+      const owner = await readJsonFile(ownerPath, op)();
+      return E.isRight(owner) && O.isSome(owner.right) ? lockOwnerOf(owner.right.value) : {};
+    };
     let release: () => Promise<void>;
     try {
-      release = await lockfile.lock(root, {
-        lockfilePath: join(root, LOCK_DIR),
-        realpath: false,
-        stale: LOCK_STALE_MS,
-        retries: 0,
-        ...(options.onCompromised === undefined ? {} : { onCompromised: options.onCompromised }),
-      });
+      try {
+        release = await lockfile.lock(root, lockOptions(0));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') throw e;
+        // Held by a process of this host that is gone (killed): its lock turns stale within
+        // LOCK_STALE_MS of its last refresh. Waiting that long beats failing a command that
+        // would work a few seconds later; a live holder still fails it at once.
+        const o = await recordedOwner();
+        if (!(typeof o.pid === 'number' && o.host === hostname() && !isAlive(o.pid))) throw e;
+        release = await lockfile.lock(root, lockOptions({ retries: Math.ceil(LOCK_STALE_MS / 500) + 4, minTimeout: 500, maxTimeout: 500, factor: 1 }));
+      }
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ELOCKED') return E.left(storeError.io(op, e, root, `locking backup path ${root}`));
-      const owner = await readJsonFile(ownerPath, op)();
-      const o = E.isRight(owner) && O.isSome(owner.right) ? lockOwnerOf(owner.right.value) : {};
+      const o = await recordedOwner();
       const who =
         typeof o.pid === 'number'
           ? `process ${o.pid} on ${String(o.host)}${o.host === hostname() && !isAlive(o.pid) ? ` (no longer running: the lock expires ${LOCK_STALE_MS / 1000} s after its last refresh)` : ''}`
