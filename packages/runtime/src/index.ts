@@ -31,7 +31,7 @@ export {
   readEncryptionKeyFile,
 } from './lib/encryption-keys';
 export { makeMountVolume, type MountVolume, type MountVolumeStatus, type MountVolumeOptions } from './lib/mount-volume';
-export { uploadMetadataArchives, type MetadataUploadSummary, type MetadataUploadOptions } from './lib/metadata-archives';
+export { uploadMetadataArchives, ARCHIVES_KEPT_PER_ACCOUNT, type MetadataUploadSummary, type MetadataUploadOptions } from './lib/metadata-archives';
 export { setBackupVolume, type VolumeTargetSpec, type SetVolumeSummary } from './lib/volume-setup';
 export { planVolumeMigration, executeVolumeMigrationPlan, type VolumeMigrationPlan, type VolumeMigrationResult } from './lib/volume-migration';
 export { retrieveMetadataFromArchive, type RetrieveSummary, type RetrieveOptions } from './lib/disaster-recovery';

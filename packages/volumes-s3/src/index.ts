@@ -42,5 +42,6 @@ export {
   uploadArchive,
   listArchives,
   downloadArchive,
+  removeArchive,
 } from './lib/archives';
 export type { BucketInfo, ArchiveInfo } from './lib/archives';

@@ -4,6 +4,7 @@ import type { Argv, CommandModule } from 'yargs';
 import type { AccountId } from '@zxbackup/item-store';
 import { describeEngineError, type ScanSummary } from '@zxbackup/scanners';
 import {
+  ARCHIVES_KEPT_PER_ACCOUNT,
   appError,
   requireAccountArg,
   resolveBackupRoot,
@@ -62,7 +63,7 @@ const scanCommand = <A>(
             : upload.store === null
               ? ['  metadata archives: the backup path has no third-party volume (setBackupVolume), nothing to upload']
               : [
-                  `  metadata archives to ${upload.store}: ${upload.uploaded} uploaded (${(upload.bytes / 1048576).toFixed(1)} MiB), ${upload.unchanged} unchanged`,
+                  `  metadata archives to ${upload.store}: ${upload.uploaded} uploaded (${(upload.bytes / 1048576).toFixed(1)} MiB), ${upload.unchanged} unchanged, ${upload.pruned} older removed (the ${ARCHIVES_KEPT_PER_ACCOUNT} newest of each account are kept)`,
                   ...upload.failures.map((f) => `  FAILED archive ${f.account}: ${f.message}`),
                 ]),
         ]);

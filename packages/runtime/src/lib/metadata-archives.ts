@@ -48,6 +48,8 @@ export interface MetadataUploadSummary {
   readonly unchanged: number;
   readonly bytes: number;
   readonly serverFiles: number;
+  /** Older archives removed (each account keeps its `keepArchives` newest). */
+  readonly pruned: number;
   readonly failures: ReadonlyArray<{ readonly account: string; readonly message: string }>;
 }
 
@@ -60,7 +62,15 @@ export interface MetadataUploadOptions {
   readonly env?: NodeJS.ProcessEnv;
   readonly onProgress?: (p: { readonly done: number; readonly total: number; readonly account: string }) => void;
   readonly shouldStop?: () => boolean;
+  /** Archives kept per account, newest first (default `ARCHIVES_KEPT_PER_ACCOUNT`); older ones are removed after an upload. */
+  readonly keepArchives?: number;
 }
+
+/**
+ * Every upload of a changed account adds an archive; the newest is what a disaster recovery
+ * reads, and the two before it are kept in case the newest was taken from a damaged store.
+ */
+export const ARCHIVES_KEPT_PER_ACCOUNT = 3;
 
 /** What decides "changed": the stat fields a commit moves (not the scan time or cursor). */
 export const accountFingerprint = (s: AccountStat): string =>
@@ -179,6 +189,22 @@ const uploadServerFiles =
     }
   };
 
+/** Removes an account's archives older than its `keep` newest (never `current`, just uploaded); resolves to how many went. */
+const pruneArchives = (remote: RemoteStore, account: AccountId, keep: number, current: string): TE.TaskEither<AppError, number> =>
+  pipe(
+    remote.list(`accounts/${account}/`),
+    TE.flatMap((objects) => {
+      // Keys sort by upload time within an account (accountArchiveKey).
+      const archives = objects.map((o) => o.key).filter((k) => k.endsWith('.tar.gz'));
+      const doomed = archives.slice(0, Math.max(0, archives.length - keep)).filter((k) => k !== current);
+      return pipe(
+        doomed,
+        TE.traverseSeqArray((k) => remote.remove(k)),
+        TE.map(() => doomed.length),
+      );
+    }),
+  );
+
 /**
  * Uploads the metadata of `store` (backup path `root`) to `remote`: one archive per changed
  * account, then the server files. A failing account is reported and the others go on.
@@ -199,6 +225,8 @@ export const uploadMetadataTo = (
       let uploaded = 0;
       let unchanged = 0;
       let bytes = 0;
+      let pruned = 0;
+      const keep = Math.max(1, options.keepArchives ?? ARCHIVES_KEPT_PER_ACCOUNT);
       const failures: Array<{ account: string; message: string }> = [];
       await fs.mkdir(tempDir(root), { recursive: true });
       let done = 0;
@@ -237,13 +265,17 @@ export const uploadMetadataTo = (
         // Saved after every account: a killed upload resumes where it stopped.
         const saved = await writeArchivesFile(root, current)();
         if (E.isLeft(saved)) return saved;
+        // Only once the new archive is recorded: the older ones go, newest `keep` stay.
+        const old = await pruneArchives(remote, account, keep, key)();
+        if (E.isLeft(old)) failures.push({ account, message: `removing its older archives: ${old.left.message}` });
+        else pruned += old.right;
       }
       options.onProgress?.({ done, total: accounts.length, account: '' });
       const server = await uploadServerFiles(root, store, remote, current, options.force === true)();
       if (E.isLeft(server)) return server;
       const saved = await writeArchivesFile(root, server.right.record)();
       if (E.isLeft(saved)) return saved;
-      return E.right({ store: remote.name, uploaded, unchanged, bytes, serverFiles: server.right.count, failures });
+      return E.right({ store: remote.name, uploaded, unchanged, bytes, serverFiles: server.right.count, pruned, failures });
     }),
   );
 };
@@ -262,7 +294,7 @@ export const uploadMetadataArchives = (
     TE.flatMap((s) => remoteStoreOf(s, options.env)),
     TE.flatMap((remote) =>
       remote === undefined
-        ? TE.right<AppError, MetadataUploadSummary>({ store: null, uploaded: 0, unchanged: 0, bytes: 0, serverFiles: 0, failures: [] })
+        ? TE.right<AppError, MetadataUploadSummary>({ store: null, uploaded: 0, unchanged: 0, bytes: 0, serverFiles: 0, pruned: 0, failures: [] })
         : uploadMetadataTo(session.path.root, session.store, remote, options),
     ),
   );

@@ -4,7 +4,7 @@ import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
-import { downloadArchive, encryptionErrorOf, listArchives, uploadArchive, type S3Error, type S3StoreConfig } from '@zxbackup/volumes-s3';
+import { downloadArchive, encryptionErrorOf, listArchives, removeArchive, uploadArchive, type S3Error, type S3StoreConfig } from '@zxbackup/volumes-s3';
 import { fromEncryptionError } from './encryption-keys';
 import { appError, type AppError } from './errors';
 import { STORE_ITEMS_DIR } from './volume-config';
@@ -35,6 +35,8 @@ export interface RemoteStore {
   list(under: string): TE.TaskEither<AppError, ReadonlyArray<RemoteObject>>;
   /** A missing key is `NotFound`. */
   get(key: string): TE.TaskEither<AppError, Readable>;
+  /** Removing a missing key succeeds. */
+  remove(key: string): TE.TaskEither<AppError, void>;
 }
 
 const describe = (e: unknown): string => (e instanceof Error ? e.message : String(e));
@@ -109,6 +111,7 @@ export const makeS3RemoteStore = (config: S3StoreConfig): RemoteStore => {
       ),
     list: (under) => pipe(listArchives(config, under), TE.mapLeft(s3), TE.map((os) => os.map((o) => ({ key: o.key, size: o.size })))),
     get: (key) => pipe(checkKey(key), TE.flatMap((k) => pipe(downloadArchive(config, k), TE.mapLeft(s3)))),
+    remove: (key) => pipe(checkKey(key), TE.flatMap((k) => pipe(removeArchive(config, k), TE.mapLeft(s3)))),
   };
   return self;
 };
@@ -199,6 +202,17 @@ export const makeMountRemoteStore = (mountPath: string): RemoteStore => {
               (e as NodeJS.ErrnoException).code === 'ENOENT'
                 ? appError('NotFound', `not found: ${key} on ${name}`)
                 : appError('Failed', `reading ${key} from ${name}: ${describe(e)}`),
+          ),
+        ),
+      ),
+    remove: (key) =>
+      pipe(
+        checkKey(key),
+        TE.tap(() => mounted),
+        TE.flatMap((k) =>
+          TE.tryCatch(
+            () => fs.rm(path.join(root, k), { force: true }),
+            (e) => appError('Failed', `removing ${key} from ${name}: ${describe(e)}`),
           ),
         ),
       ),

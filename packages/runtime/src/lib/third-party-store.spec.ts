@@ -168,6 +168,32 @@ describe('metadata archives and disaster recovery', () => {
     expect(partial).toMatchObject({ accounts: 1, missing: ['nobody@example.test'] });
   });
 
+  it('keeps the newest archives of each account and removes the older ones after an upload', async () => {
+    const root = path.join(base, 'backup');
+    await run(setBackupVolume(root, onMount(), { now: T1 }));
+    await populate(tree);
+    await scan(root, tree, T1);
+    const keysOf = async (account: AccountId): Promise<string[]> =>
+      (await files(path.join(mount, 'accounts'))).filter((f) => f.startsWith(`${account}/`) && f.endsWith('.tar.gz')).sort();
+    const uploads = [];
+    for (let i = 0; i < 5; i += 1) {
+      uploads.push(await run(withWriter(root, { initialize: false }, (s) => uploadMetadataArchives(s, { force: true, keepArchives: 2, clock: () => T1 + i * 60_000 }))));
+    }
+    expect(uploads.map((u) => u.pruned)).toEqual([0, 0, uploads[0]?.uploaded, uploads[0]?.uploaded, uploads[0]?.uploaded]);
+    expect(uploads.every((u) => u.failures.length === 0)).toBe(true);
+    // The two newest remain: the uploads at minutes 3 and 4.
+    const kept = await keysOf(ALICE);
+    expect(kept).toHaveLength(2);
+    expect(kept[0]).toContain(new Date(T1 + 3 * 60_000).toISOString().replace(/[-:.]/g, ''));
+    expect(kept[1]).toContain(new Date(T1 + 4 * 60_000).toISOString().replace(/[-:.]/g, ''));
+    // A disaster recovery still finds everything it needs.
+    await fs.rm(root, { recursive: true, force: true });
+    process.env['ZXBACKUP_SERVER_ID'] = 'srv-new';
+    process.env['ZXBACKUP_BUCKETS_FILE'] = path.join(base, 'new-machine', 'buckets.json');
+    const got = await run(retrieveMetadataFromArchive(path.join(base, 'new-machine', 'backup'), onMount(), { now: T3 }));
+    expect(got).toMatchObject({ accounts: uploads[0]?.uploaded, missing: [] });
+  });
+
   it('the local volume has no third-party store: nothing is uploaded', async () => {
     const root = path.join(base, 'backup');
     await populate(tree);

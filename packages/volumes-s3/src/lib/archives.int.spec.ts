@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
 import { pseudoRandomBytes, readAll, streamOf } from '@zxbackup/volume-contract/testing';
-import { accountArchiveKey, downloadArchive, ensureBucket, listArchives, listBuckets, uploadArchive } from './archives';
+import { accountArchiveKey, downloadArchive, ensureBucket, listArchives, listBuckets, removeArchive, uploadArchive } from './archives';
 import type { S3StoreConfig } from './config';
 import type { S3Error } from './errors';
 import { makeMinioClient } from './minio-store';
@@ -69,4 +69,10 @@ it('uploads, lists and downloads per-account metadata archives under the volume 
 
   const missing = await downloadArchive(config, 'accounts/nobody/1.tar.gz')();
   expect(E.isLeft(missing) && missing.left._tag).toBe('ObjectNotFound');
+
+  // Pruning an older archive touches neither the newer one nor another server's prefix.
+  await right(removeArchive(config, older));
+  await right(removeArchive(config, older)); // a missing key is fine
+  expect((await right(listArchives(config, `accounts/${account}/`))).map((a) => a.key)).toEqual([newer]);
+  expect((await right(listArchives({ ...config, prefix: 'server2/' }, `accounts/${account}/`))).map((a) => a.key)).toEqual([older]);
 });

@@ -97,6 +97,13 @@ export const listArchives = (config: S3StoreConfig, under: string): TE.TaskEithe
     }),
   );
 
+/** Removes `<prefix><key>`; removing a missing archive succeeds (S3 semantics). */
+export const removeArchive = (config: S3StoreConfig, key: string): TE.TaskEither<S3Error, void> =>
+  pipe(
+    decoded(config),
+    TE.flatMap((c) => pipe(archiveStore(c), TE.flatMap((store) => store.remove(`${c.prefix}${key}`)))),
+  );
+
 /** Streams `<prefix><key>`; a missing archive is `ObjectNotFound`. */
 export const downloadArchive = (config: S3StoreConfig, key: string): TE.TaskEither<S3Error, Readable> =>
   pipe(
