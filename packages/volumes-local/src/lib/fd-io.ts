@@ -28,17 +28,22 @@ export const writevFully = async (fd: number, buffers: readonly Buffer[], positi
     const written = await writevRaw(fd, rest, at);
     if (written === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     at += written;
-    let skip = written;
-    const next: Buffer[] = [];
-    for (const b of rest) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        next.push(skip > 0 ? b.subarray(skip) : b);
-        skip = 0;
-      }
-    }
-    rest = next;
+    rest = unwritten(rest, written);
   }
+};
+
+/** What is left of `buffers` after a (possibly short) vectored write of `written` bytes. */
+export const unwritten = (buffers: readonly Buffer[], written: number): Buffer[] => {
+  let skip = written;
+  const next: Buffer[] = [];
+  for (const b of buffers) {
+    if (skip >= b.length) skip -= b.length;
+    else {
+      next.push(skip > 0 ? b.subarray(skip) : b);
+      skip = 0;
+    }
+  }
+  return next;
 };
 
 /** Reads exactly `length` bytes at `position`, or fewer when the file is shorter. */

@@ -11,6 +11,7 @@ import { parentPort } from 'node:worker_threads';
 import { brotliDecompressSync } from 'node:zlib';
 import * as E from 'fp-ts/Either';
 import { chooseCodec, compressSync } from './codec-choice';
+import { unwritten } from './fd-io';
 import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
 import { toWireError, type GetReply, type GetRequest, type IoReply, type IoRequest, type IoResponse, type PutReply, type PutRequest, type RenameReply, type RenameRequest } from './io-protocol';
 
@@ -71,16 +72,7 @@ const writeAll = (fd: number, buffers: Buffer[]): void => {
     const written = fs.writevSync(fd, rest, at);
     if (written === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
     at += written;
-    let skip = written;
-    const next: Buffer[] = [];
-    for (const b of rest) {
-      if (skip >= b.length) skip -= b.length;
-      else {
-        next.push(skip > 0 ? b.subarray(skip) : b);
-        skip = 0;
-      }
-    }
-    rest = next;
+    rest = unwritten(rest, written);
   }
 };
 

@@ -7,20 +7,10 @@ import { accountArchiveKey, downloadArchive, ensureBucket, listArchives, listBuc
 import type { S3StoreConfig } from './config';
 import type { S3Error } from './errors';
 import { makeMinioClient } from './minio-store';
+import { testServer } from './test-server.spec-helper';
 
-const env = (k: string, d: string): string => process.env[k] ?? d;
 const bucket = `zxb-archives-int-${Date.now()}-${randomBytes(2).toString('hex')}`;
-const config: S3StoreConfig = {
-  endPoint: env('S3_ENDPOINT', '127.0.0.1'),
-  port: Number(env('S3_PORT', '9000')),
-  useSSL: env('S3_USE_SSL', 'false') === 'true',
-  accessKey: env('S3_ACCESS_KEY', 'test:tester'),
-  secretKey: env('S3_SECRET_KEY', 'testing'),
-  region: env('S3_REGION', 'us-east-1'),
-  bucket,
-  prefix: 'server1',
-  partSize: 5 * 1024 * 1024,
-};
+const config: S3StoreConfig = { ...testServer(bucket, 'server1'), partSize: 5 * 1024 * 1024 };
 const right = async <A>(te: TE.TaskEither<S3Error, A>): Promise<A> => {
   const r = await te();
   if (E.isLeft(r)) throw new Error(`expected Right, got ${r.left._tag} during ${r.left.op}: ${String(r.left.cause)}`);

@@ -12,23 +12,13 @@ import { downloadArchive, ensureBucket, listArchives, listBuckets, uploadArchive
 import type { S3StoreConfig, S3VolumeConfig } from './config';
 import { encryptedSize, encryptionErrorOf, generateKeyFile } from './encryption';
 import { makeS3Volume, type S3Volume } from './s3-volume';
+import { testServer } from './test-server.spec-helper';
 
 const MiB = 1024 * 1024;
-const env = (k: string, d: string): string => process.env[k] ?? d;
 const dir = mkdtempSync(path.join(tmpdir(), 'zxb-s3-enc-int-'));
 const keyFile = path.join(dir, 'zxbackup.key');
 const otherKeyFile = path.join(dir, 'other.key');
-const base: S3StoreConfig = {
-  endPoint: env('S3_ENDPOINT', '127.0.0.1'),
-  port: Number(env('S3_PORT', '9000')),
-  useSSL: env('S3_USE_SSL', 'false') === 'true',
-  accessKey: env('S3_ACCESS_KEY', 'test:tester'),
-  secretKey: env('S3_SECRET_KEY', 'testing'),
-  region: env('S3_REGION', 'us-east-1'),
-  bucket: 'zxb-volumes-s3-int',
-  prefix: '',
-  partSize: 5 * MiB,
-};
+const base: S3StoreConfig = { ...testServer('zxb-volumes-s3-int', ''), partSize: 5 * MiB };
 const run = `enc-${Date.now()}-${randomBytes(3).toString('hex')}`;
 const client = new Client({ ...base, pathStyle: true });
 let n = 0;

@@ -11,22 +11,13 @@ import { expectRight, mailLikeText, pseudoRandomBytes, readAll, sha256Hex, strea
 import { ensureBucket, listBuckets } from './archives';
 import type { S3StoreConfig } from './config';
 import { makeS3Volume, type S3VolumeStatus } from './s3-volume';
+import { testServer } from './test-server.spec-helper';
 
 const script = path.resolve(__dirname, '../../../../tools/services/s3-server.sh');
 const server = (cmd: 'start' | 'stop'): void => {
   execFileSync(script, [cmd], { stdio: ['ignore', 'ignore', 'inherit'], timeout: 120_000 });
 };
-const env = (k: string, d: string): string => process.env[k] ?? d;
-const store: S3StoreConfig = {
-  endPoint: env('S3_ENDPOINT', '127.0.0.1'),
-  port: Number(env('S3_PORT', '9000')),
-  useSSL: env('S3_USE_SSL', 'false') === 'true',
-  accessKey: env('S3_ACCESS_KEY', 'test:tester'),
-  secretKey: env('S3_SECRET_KEY', 'testing'),
-  region: env('S3_REGION', 'us-east-1'),
-  bucket: 'zxb-volumes-s3-int',
-  prefix: '',
-};
+const store: S3StoreConfig = testServer('zxb-volumes-s3-int', '');
 const prefix = `outage-${Date.now()}-${randomBytes(3).toString('hex')}/`;
 const client = new Client({ ...store, pathStyle: true });
 const cacheDir = mkdtempSync(path.join(tmpdir(), 'zxb-s3-outage-'));

@@ -20,19 +20,10 @@ import {
 import { ensureBucket, listBuckets } from './archives';
 import type { S3StoreConfig, S3VolumeConfig } from './config';
 import { makeS3Volume, type S3Volume } from './s3-volume';
+import { testServer } from './test-server.spec-helper';
 
 const MiB = 1024 * 1024;
-const env = (k: string, d: string): string => process.env[k] ?? d;
-const store: S3StoreConfig = {
-  endPoint: env('S3_ENDPOINT', '127.0.0.1'),
-  port: Number(env('S3_PORT', '9000')),
-  useSSL: env('S3_USE_SSL', 'false') === 'true',
-  accessKey: env('S3_ACCESS_KEY', 'test:tester'),
-  secretKey: env('S3_SECRET_KEY', 'testing'),
-  region: env('S3_REGION', 'us-east-1'),
-  bucket: 'zxb-volumes-s3-int',
-  prefix: '',
-};
+const store: S3StoreConfig = testServer('zxb-volumes-s3-int', '');
 const run = `run-${Date.now()}-${randomBytes(3).toString('hex')}`;
 const client = new Client({ ...store, pathStyle: true });
 const tempDirs: string[] = [];
