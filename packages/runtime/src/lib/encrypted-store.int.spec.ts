@@ -9,8 +9,8 @@ import { runCoherencyCheck } from './maintenance';
 import { uploadMetadataArchives } from './metadata-archives';
 import { makeS3RemoteStore, type RemoteStore } from './remote-store';
 import { withWriter } from './session';
-import { ALICE, BOB, drain, mutate, populate, referencedDigests, restore, run, runLeft, scan, snapshotAccount, volumeDigests } from './third-party-store.test-util';
-import { bucketsFilePath, readBuckets, readVolumeSettings, storeConfigOf, type BucketOptions } from './volume-config';
+import { ALICE, BOB, drain, mutate, populate, referencedDigests, restore, run, runLeft, scan, snapshotAccount, volumeDigests, testBucketOptions } from './third-party-store.test-util';
+import { bucketsFilePath, readBuckets, readVolumeSettings, storeConfigOf } from './volume-config';
 import { executeVolumeMigrationPlan, planVolumeMigration } from './volume-migration';
 import { setBackupVolume, type VolumeTargetSpec } from './volume-setup';
 
@@ -22,14 +22,7 @@ import { setBackupVolume, type VolumeTargetSpec } from './volume-setup';
  * (a wrong key or none is refused before anything is written), restore the past exactly.
  */
 
-const env = process.env;
-const BUCKET_OPTIONS = (bucketName: string): BucketOptions => ({
-  bucketName,
-  accessKey: env['S3_ACCESS_KEY'] ?? 'test:tester',
-  secret: env['S3_SECRET_KEY'] ?? 'testing',
-  region: env['S3_REGION'] ?? 'us-east-1',
-  url: `http://${env['S3_ENDPOINT'] ?? '127.0.0.1'}:${env['S3_PORT'] ?? '9000'}`,
-});
+const BUCKET_OPTIONS = testBucketOptions;
 
 const T1 = Date.UTC(2026, 1, 10, 12, 0, 0);
 const T2 = Date.UTC(2026, 1, 11, 12, 0, 0);

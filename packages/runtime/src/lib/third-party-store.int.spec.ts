@@ -18,8 +18,7 @@ import {
   runLeft,
   scan,
   snapshotAccount,
-  volumeDigests,
-} from './third-party-store.test-util';
+  volumeDigests, testBucketOptions } from './third-party-store.test-util';
 import { bucketsFilePath, readBuckets, readVolumeSettings, storeConfigOf, type BucketOptions } from './volume-config';
 import { executeVolumeMigrationPlan, planVolumeMigration } from './volume-migration';
 import { setBackupVolume, type VolumeTargetSpec } from './volume-setup';
@@ -30,14 +29,7 @@ import { setBackupVolume, type VolumeTargetSpec } from './volume-setup';
  * The disaster recovery end to end, two servers sharing one bucket, and a migration to S3.
  */
 
-const env = process.env;
-const BUCKET_OPTIONS = (bucketName: string): BucketOptions => ({
-  bucketName,
-  accessKey: env['S3_ACCESS_KEY'] ?? 'test:tester',
-  secret: env['S3_SECRET_KEY'] ?? 'testing',
-  region: env['S3_REGION'] ?? 'us-east-1',
-  url: `http://${env['S3_ENDPOINT'] ?? '127.0.0.1'}:${env['S3_PORT'] ?? '9000'}`,
-});
+const BUCKET_OPTIONS = testBucketOptions;
 
 const T1 = Date.UTC(2026, 1, 10, 12, 0, 0);
 const T2 = Date.UTC(2026, 1, 11, 12, 0, 0);

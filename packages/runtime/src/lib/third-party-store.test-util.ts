@@ -10,12 +10,22 @@ import { makeMaildirSource, makeMaildirTarget, makeRestoreEngine, makeScanEngine
 import type { Digest } from '@zxbackup/volume-contract';
 import { fromPackageError, type AppError } from './errors';
 import { withWriter } from './session';
+import type { BucketOptions } from './volume-config';
 
 /*
  * Helpers for the third-party store specs (unit: a directory as the mount; int: the S3 server):
  * a small Maildir tree, scans and restores through `withWriter`, and a canonical snapshot of an
  * account (bytes, flags, received date of every message, per folder) to compare restores with.
  */
+
+/** A bucket on the S3 server of tools/services/s3-server.sh (its S3_* variables, or its defaults). */
+export const testBucketOptions = (bucketName: string): BucketOptions => ({
+  bucketName,
+  accessKey: process.env['S3_ACCESS_KEY'] ?? 'test:tester',
+  secret: process.env['S3_SECRET_KEY'] ?? 'testing',
+  region: process.env['S3_REGION'] ?? 'us-east-1',
+  url: `http://${process.env['S3_ENDPOINT'] ?? '127.0.0.1'}:${process.env['S3_PORT'] ?? '9000'}`,
+});
 
 export const ALICE = 'alice@example.test' as AccountId;
 export const BOB = 'bob@example.test' as AccountId;
