@@ -5,3 +5,4 @@
  * @zxbackup/volume-contract and imports nothing else of ours.
  */
 export { makeLocalVolume, type LocalVolume, type LocalVolumeOptions } from './lib/local-volume';
+export { stopIoWorkers } from './lib/io-pool';

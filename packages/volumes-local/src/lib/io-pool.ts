@@ -163,3 +163,13 @@ export const ioPool = {
   get: (request: Omit<GetRequest, 'id' | 'op'>): Promise<GetReply> => call<GetReply>({ op: 'get', ...request }),
   rename: (request: Omit<RenameRequest, 'id' | 'op'>): Promise<RenameReply> => call<RenameReply>({ op: 'rename', ...request }),
 };
+
+/**
+ * Stops every I/O worker now (a shutdown that cannot wait, or a test). Requests in flight fail
+ * with EIO, as when a worker dies; the next request starts a new worker.
+ */
+export const stopIoWorkers = async (): Promise<void> => {
+  const running = [...slots];
+  for (const slot of running) retire(slot, 'stopped');
+  await Promise.all(running.map((slot) => slot.worker.terminate()));
+};
