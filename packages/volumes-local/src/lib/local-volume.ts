@@ -413,20 +413,17 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
 
   /** A get of a large blob: decompressed and verified while it streams. */
   const getStreamed = async (digest: Digest): Promise<E.Either<VolumeError, Readable>> => {
-    {
-      const opened = await openBlob('get', digest);
-      if (E.isLeft(opened)) return opened;
-      const fd = opened.right;
-      let streaming = false;
-      try {
-        const header = decodeHeader(await readFdUpTo(fd, HEADER_SIZE, 0));
-        if (E.isLeft(header)) return E.right(failingStream({ _tag: 'BlobCorrupt', op: 'get', key: digest, cause: header.left }));
-        const compressed = header.right.codec === 'brotli';
-        streaming = true;
-        return E.right(verifiedFileStream(fd, HEADER_SIZE, digest, header.right.size, compressed));
-      } finally {
-        if (!streaming) await closeFd(fd);
-      }
+    const opened = await openBlob('get', digest);
+    if (E.isLeft(opened)) return opened;
+    const fd = opened.right;
+    let streaming = false;
+    try {
+      const header = decodeHeader(await readFdUpTo(fd, HEADER_SIZE, 0));
+      if (E.isLeft(header)) return E.right(failingStream({ _tag: 'BlobCorrupt', op: 'get', key: digest, cause: header.left }));
+      streaming = true;
+      return E.right(verifiedFileStream(fd, HEADER_SIZE, digest, header.right.size, header.right.codec === 'brotli'));
+    } finally {
+      if (!streaming) await closeFd(fd);
     }
   };
 
