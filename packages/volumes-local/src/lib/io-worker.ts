@@ -211,6 +211,12 @@ if (port === null) throw new Error('io-worker.ts runs only as a worker thread (s
 port.on('message', (requests: readonly IoRequest[]) => {
   const responses = requests.map(respond);
   const transfer: ArrayBuffer[] = [];
-  for (const response of responses) if (response.ok && response.reply.kind === 'verified') transfer.push(response.reply.bytes.buffer as ArrayBuffer);
+  for (const response of responses) {
+    if (!response.ok) continue;
+    const reply = response.reply;
+    // Moved, not copied: each is a buffer of its own (a slice, or a fresh decompression).
+    if (reply.kind === 'verified') transfer.push(reply.bytes.buffer as ArrayBuffer);
+    else if ((reply.kind === 'written' || reply.kind === 'exists') && reply.head.byteLength > 0) transfer.push(reply.head.buffer as ArrayBuffer);
+  }
   port.postMessage(responses, transfer);
 });

@@ -244,16 +244,19 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
   const wrongDigest = <A>(expected: Digest, actual: Digest): E.Either<VolumeError, A> =>
     E.left({ _tag: 'BlobCorrupt', op: 'put', key: expected, cause: `content hashes to ${actual}` });
 
+  // The head arrived as this thread's own copy (structured clone): a view, not another copy.
+  const headOf = (head: Uint8Array): Buffer => Buffer.from(head.buffer, head.byteOffset, head.byteLength);
+
   /** What a worker did with a whole file, as this volume's result. */
   const settle = async (reply: Exclude<PutReply, { kind: 'too-large' }>, tempPath: string, options: PutOptions): Promise<E.Either<VolumeError, PutFileResult>> => {
     switch (reply.kind) {
       case 'wrong-digest':
         return wrongDigest(options.expectedDigest as Digest, reply.digest as Digest);
       case 'exists':
-        return E.right({ digest: reply.digest as Digest, size: reply.size, stored: false, head: Buffer.from(reply.head) });
+        return E.right({ digest: reply.digest as Digest, size: reply.size, stored: false, head: headOf(reply.head) });
       case 'written':
         noteWritten(reply.storedBytes);
-        return E.right({ ...(await commit(reply.digest as Digest, tempPath, reply.size)), head: Buffer.from(reply.head) });
+        return E.right({ ...(await commit(reply.digest as Digest, tempPath, reply.size)), head: headOf(reply.head) });
     }
   };
 
