@@ -11,6 +11,7 @@ import type { MessageEntry, RestoreTarget, SourceError } from '../source';
 import { encodeFlags, formatKeywordsFile, KEYWORDS_FILE, type KeywordTable } from './flags';
 import { addSubscription, INBOX_KEY, isFolderDirName, pathToFolderKey, SUBSCRIPTIONS_FILE } from './folders';
 import { fsError, isNotFound, makeKeyedMutex, readdirOrMissing, readTextOrMissing, statOrMissing } from './fs-util';
+import { forEachConcurrent } from '../engine/util';
 import { accountPaths } from './layout';
 import { folderDir, listFolderEntries, readKeywords } from './listing';
 import { upsertPasswdLine } from './passwd-file';
@@ -36,19 +37,6 @@ let counter = 0;
 const GROUP_COMMIT_MESSAGES = 256;
 const GROUP_COMMIT_BYTES = 64 * 1024 * 1024;
 const PARALLEL_SYNCS = 32;
-
-/** Runs `task` over `items`, at most `limit` at once. */
-const forEachLimited = async <A>(items: readonly A[], limit: number, task: (item: A) => Promise<void>): Promise<void> => {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next] as A;
-      next += 1;
-      await task(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-};
 
 const fsyncPath = async (path: string): Promise<void> => {
   const handle = await fsp.open(path, 'r');
@@ -90,14 +78,14 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
   let committed: Promise<void> = Promise.resolve();
 
   const commitGroup = async (group: readonly HeldMessage[]): Promise<void> => {
-    await forEachLimited(group, PARALLEL_SYNCS, async (m) => fsyncPath(m.tmp));
+    await forEachConcurrent(group, PARALLEL_SYNCS, async (m) => fsyncPath(m.tmp));
     const curDirs = new Set<string>();
-    await forEachLimited(group, PARALLEL_SYNCS, async (m) => {
+    await forEachConcurrent(group, PARALLEL_SYNCS, async (m) => {
       await fsp.rename(m.tmp, m.final);
       curDirs.add(dirname(m.final));
     });
     // The renames themselves survive a crash.
-    await forEachLimited([...curDirs], PARALLEL_SYNCS, fsyncPath);
+    await forEachConcurrent([...curDirs], PARALLEL_SYNCS, fsyncPath);
   };
 
   const commitHeld = (): Promise<void> => {
