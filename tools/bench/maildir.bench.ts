@@ -13,6 +13,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { diffSnapshots, snapshotMaildirTree, type MaildirSnapshot } from '../corpus/lib/maildir-snapshot';
 import { formatSummary, summarizeProfiles } from './cpuprofile-summary';
+import { parseGnuTime } from './lib/gnu-time';
 
 const REPO = resolve(__dirname, '../..');
 const CLI = join(REPO, 'apps/cli/bin/zxbackup.cjs');
@@ -117,21 +118,6 @@ interface Spec {
   readonly nodeFlags?: ReadonlyArray<string>;
 }
 
-const elapsed = (s: string): number => s.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
-
-const parseTime = (text: string): { wall: number; cpu: number; rssMB: number; code: number } => {
-  const field = (name: string): string => {
-    const m = new RegExp(`^\\s*${name.replace(/[()]/g, '\\$&')}: (.*)$`, 'm').exec(text);
-    if (m?.[1] === undefined) throw new Error(`GNU time output without "${name}":\n${text}`);
-    return m[1].trim();
-  };
-  return {
-    wall: elapsed(field('Elapsed (wall clock) time (h:mm:ss or m:ss)')),
-    cpu: Number(field('User time (seconds)')) + Number(field('System time (seconds)')),
-    rssMB: Number(field('Maximum resident set size (kbytes)')) / 1024,
-    code: Number(field('Exit status')),
-  };
-};
 
 let runNo = 0;
 const logName = (label: string) => `${String(++runNo).padStart(2, '0')}-${label.replace(/[^A-Za-z0-9.-]+/g, '_')}`;
@@ -178,9 +164,9 @@ const start = (label: string, cmd: string, args: ReadonlyArray<string>, spec: Sp
       const stderr = Buffer.concat(chunks.stderr).toString();
       writeFileSync(`${base}.out`, stdout);
       writeFileSync(`${base}.err`, `$ ${cmd} ${args.join(' ')}\n${stderr}`);
-      let t: ReturnType<typeof parseTime>;
+      let t: ReturnType<typeof parseGnuTime>;
       try {
-        t = parseTime(readFileSync(timeFile, 'utf8'));
+        t = parseGnuTime(readFileSync(timeFile, 'utf8'));
       } catch (e) {
         reject(e instanceof Error ? e : new Error(String(e)));
         return;

@@ -26,6 +26,7 @@ import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import { join, basename, resolve } from 'node:path';
 import * as tls from 'node:tls';
+import { parseGnuTime } from './lib/gnu-time';
 
 const REPO = resolve(__dirname, '../..');
 const CLI = join(REPO, 'apps/cli/bin/zxbackup.cjs');
@@ -68,20 +69,6 @@ interface Run {
   readonly stderr: string;
 }
 
-const elapsed = (s: string): number => s.split(':').reduce((acc, part) => acc * 60 + Number(part), 0);
-const parseTime = (text: string): Omit<Run, 'label' | 'stdout' | 'stderr'> => {
-  const field = (name: string): string => {
-    const m = new RegExp(`^\\s*${name.replace(/[()]/g, '\\$&')}: (.*)$`, 'm').exec(text);
-    if (m?.[1] === undefined) throw new Error(`GNU time output without "${name}":\n${text}`);
-    return m[1].trim();
-  };
-  return {
-    wall: elapsed(field('Elapsed (wall clock) time (h:mm:ss or m:ss)')),
-    cpu: Number(field('User time (seconds)')) + Number(field('System time (seconds)')),
-    rssMB: Number(field('Maximum resident set size (kbytes)')) / 1024,
-    code: Number(field('Exit status')),
-  };
-};
 
 let runNo = 0;
 /** Runs `cmd args` under GNU time; `onData` sees every chunk of stdout and stderr as it comes. */
@@ -100,7 +87,7 @@ const timed = (label: string, cmd: string, args: ReadonlyArray<string>, env: Rec
       writeFileSync(`${base}.out`, stdout);
       writeFileSync(`${base}.err`, `$ ${cmd} ${args.join(' ')}\n${stderr}`);
       try {
-        const t = parseTime(readFileSync(`${base}.time`, 'utf8'));
+        const t = parseGnuTime(readFileSync(`${base}.time`, 'utf8'));
         if (t.code !== 0) throw new Error(`${label}: exit ${t.code}\n${stderr.split('\n').slice(-15).join('\n')}\n(logs: ${base}.*)`);
         resolveRun({ label, ...t, stdout, stderr });
       } catch (e) {
