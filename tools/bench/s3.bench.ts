@@ -6,10 +6,10 @@
  *   node_modules/.bin/ts-node --transpile-only tools/bench/s3.bench.ts [--quick] [--messages N] [--work DIR]
  * 1. Initial SmartScan of the corpus (generate.ts, 2 domains x 5 users, seed 1) onto the S3 volume,
  *    onto the default local volume, and `restic backup` to the S3 server. For the S3 scan the bench
- *    polls <backup path>/cache/s3 every 0.5 s (files not yet uploaded) and reports the time from the
+ *    polls <backup path>/cache/s3/items every 0.5 s (blobs not yet uploaded) and reports the time from the
  *    scan end (the stderr line "SmartScan: N/N done") to the cache being empty and to the exit.
- * 2. Restore of one account at "last" from the S3 volume with an EMPTY cache (the files under
- *    <backup path>/cache/s3 are deleted first, on the same backup path: every blob comes from S3)
+ * 2. Restore of one account at "last" from the S3 volume with an EMPTY cache (<backup path>/cache/s3
+ *    is deleted first, on the same backup path, pack index included: every blob comes from S3)
  *    vs `restic restore latest --include /<corpus>/<domain>/<user>` from S3.
  * restic 0.14 (minio-go) signs every PUT over plain HTTP with aws-chunked streaming, which Swift's
  * s3api refuses ("aws-chunked is not supported"); over HTTPS it signs UNSIGNED-PAYLOAD. So restic
@@ -222,7 +222,7 @@ const main = async (): Promise<void> => {
   let emptyAt: number | undefined;
   const watch = (async () => {
     while (running) {
-      const n = await pendingFiles(cacheDir);
+      const n = await pendingFiles(join(cacheDir, 'items'));
       peak = Math.max(peak, n);
       if (scanEnd !== undefined && n === 0 && emptyAt === undefined) emptyAt = Date.now();
       if (n > 0) emptyAt = undefined;
@@ -239,7 +239,7 @@ const main = async (): Promise<void> => {
   const exitAt = Date.now();
   running = false;
   await watch;
-  const leftover = await pendingFiles(cacheDir);
+  const leftover = await pendingFiles(join(cacheDir, 'items'));
   if (scanEnd === undefined) out('  (no "SmartScan: N/N done" line seen: scan-end figures unavailable)');
   else {
     const empty = emptyAt ?? (leftover === 0 ? exitAt : undefined);
@@ -271,7 +271,8 @@ const main = async (): Promise<void> => {
   const [user = '', domain = ''] = account.split('@');
   const messages = (await fsp.readdir(join(P.src, domain, user), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /\/(cur|new)$/.test(e.parentPath)).length;
   out(`2. Restore of ${account} (${messages} message files) at "last" (${uptime()})`);
-  // The cache holds only blobs not yet uploaded: emptying it makes every read go to S3.
+  // The cache holds blobs not yet uploaded and the local copy of the pack index: without it,
+  // the restore reads the bucket's index objects first, then every blob from S3.
   rmSync(cacheDir, { recursive: true, force: true });
   mkdirSync(P.restoreZ, { recursive: true });
   const zRestore = report(await zxb('zxbackup restore <- S3', P.zS3, ['doRestoreOnNewAccount', account, `${user}-r@${domain}`, 'last', '--target', `maildir:${P.restoreZ}`]), 'cache/s3 deleted first');

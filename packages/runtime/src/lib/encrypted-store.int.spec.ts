@@ -2,7 +2,9 @@ import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { gunzipSync } from 'node:zlib';
+import type { Readable } from 'node:stream';
 import type { AccountId } from '@zxbackup/item-store';
+import { decryptStream, parseKeyFile } from '@zxbackup/volumes-s3';
 import { retrieveMetadataFromArchive } from './disaster-recovery';
 import { createEncryptionKeyFile } from './encryption-keys';
 import { runCoherencyCheck } from './maintenance';
@@ -62,11 +64,42 @@ const rawStore = async (prefix: string): Promise<RemoteStore> => {
   return makeS3RemoteStore(config.right);
 };
 
+/** The prefix read through the key. */
+const sealedStore = async (prefix: string, keyFile: string, keyId: string): Promise<RemoteStore> => {
+  const b = (await run(readBuckets(bucketsFilePath()))).find((x) => x.bucket === bucket);
+  if (b === undefined) throw new Error('no bucket configuration');
+  const config = storeConfigOf(b, prefix, { keyFile, keyId });
+  if (config._tag === 'Left') throw new Error(config.left.message);
+  return makeS3RemoteStore(config.right);
+};
+
 const readRaw = async (store: RemoteStore, key: string): Promise<Buffer> => {
   const chunks: Buffer[] = [];
   for await (const c of await run(store.get(key))) chunks.push(c as Buffer);
   return Buffer.concat(chunks);
 };
+
+/** The plaintext of a sealed blob (one entry of a pack). */
+const unseal = async (keyFile: string, bytes: Buffer): Promise<Buffer> => {
+  const key = parseKeyFile(await fs.readFile(keyFile, 'utf8'), keyFile);
+  if (key._tag === 'Left') throw new Error('bad key file');
+  const d = decryptStream(key.right);
+  const chunks: Buffer[] = [];
+  const done = (async () => {
+    for await (const c of d as unknown as Readable) chunks.push(c as Buffer);
+  })();
+  d.end(bytes);
+  await done;
+  return Buffer.concat(chunks);
+};
+
+interface PackDescription {
+  readonly pack: string;
+  readonly entries: ReadonlyArray<readonly [string, number, number, number]>;
+}
+/** The index objects under a prefix, read through the key. */
+const packIndex = async (opened: RemoteStore, keys: readonly string[]): Promise<PackDescription[]> =>
+  Promise.all(keys.filter((k) => k.startsWith('index/')).map(async (k) => JSON.parse(String(await readRaw(opened, k))) as PackDescription));
 
 it('an encrypted S3 backup: nothing readable in the bucket, coherency check, disaster recovery with the key only', async () => {
   const keyFile = path.join(base, 'keys', 'zxbackup.key'); // kept off the machine
@@ -95,9 +128,10 @@ it('an encrypted S3 backup: nothing readable in the bucket, coherency check, dis
   // The bucket as the provider sees it.
   const raw = await rawStore('server1/');
   const objects = await run(raw.list(''));
-  const blobs = objects.filter((o) => o.key.startsWith('items/'));
+  const packs = objects.filter((o) => o.key.startsWith('packs/'));
   const archives = objects.filter((o) => o.key.startsWith('accounts/'));
-  expect(blobs.length).toBe((await referencedDigests(root)).length);
+  expect(packs.length).toBeGreaterThan(0);
+  expect(objects.filter((o) => o.key.startsWith('index/')).length).toBe(packs.length);
   expect(archives.length).toBe(2);
   expect(objects.map((o) => o.key)).toEqual(expect.arrayContaining(['server/server.json', 'backupstat']));
   for (const o of objects) {
@@ -111,7 +145,15 @@ it('an encrypted S3 backup: nothing readable in the bucket, coherency check, dis
   const sealedConfig = b && storeConfigOf(b, 'server1/', { keyFile, keyId: key.keyId });
   if (sealedConfig === undefined || sealedConfig._tag === 'Left') throw new Error('no configuration');
   const opened = makeS3RemoteStore(sealedConfig.right);
-  const plainTexts = await Promise.all(objects.map(async (o) => readRaw(opened, o.key)));
+  // Whole objects (index objects, server files) open with the key; packs blob by blob.
+  const descriptions = await packIndex(opened, objects.map((o) => o.key));
+  const indexed = descriptions.flatMap((d) => d.entries.map((e) => e[0]));
+  expect([...indexed].sort()).toEqual([...(await referencedDigests(root))].sort());
+  const plainTexts = await Promise.all(objects.filter((o) => !o.key.startsWith('packs/')).map(async (o) => readRaw(opened, o.key)));
+  for (const d of descriptions) {
+    const pack = await readRaw(raw, packs.find((p) => p.key.endsWith(d.pack))?.key ?? '');
+    for (const [, offset, length] of d.entries) plainTexts.push(await unseal(keyFile, pack.subarray(offset, offset + length)));
+  }
   const archiveTexts = await Promise.all(archives.map(async (a) => gunzipSync(await readRaw(opened, a.key))));
   for (const m of MARKERS) expect([m, [...plainTexts, ...archiveTexts].some((t) => t.includes(m))]).toEqual([m, true]);
   for (const a of archives) {
@@ -123,7 +165,7 @@ it('an encrypted S3 backup: nothing readable in the bucket, coherency check, dis
   // The Coherency Check reads every blob back through the key.
   const checked = await run(withWriter(root, { initialize: false }, (s) => runCoherencyCheck(s, { deep: true, fix: false })));
   expect(checked.report.problems).toEqual([]);
-  expect(checked.report.blobsRead).toBe(blobs.length);
+  expect(checked.report.blobsRead).toBe(indexed.length);
 
   // The disaster: nothing left of the backup path nor of the machine's configuration; the key file survived.
   await fs.rm(path.join(base, 'machine-1'), { recursive: true, force: true });
@@ -154,15 +196,17 @@ it('an encrypted S3 backup: nothing readable in the bucket, coherency check, dis
   await restore(fresh, BOB, 'bob.past@example.test' as AccountId, T1 + 1000, restored);
   expect(await snapshotAccount(restored, 'bob.past@example.test' as AccountId)).toEqual(bobPast);
 
-  // A blob damaged in the bucket is found by the Coherency Check as corrupt.
-  const victim = blobs[0]?.key as string;
+  // A blob damaged in the bucket is found by the Coherency Check as corrupt: the last of a pack.
+  const described = descriptions[0];
+  const victim = packs.find((p) => described !== undefined && p.key.endsWith(described.pack))?.key as string;
+  const last = [...(described?.entries ?? [])].sort((a, b) => b[1] - a[1])[0];
   const damaged = Buffer.from(await readRaw(raw, victim));
   damaged[damaged.length - 3] = (damaged[damaged.length - 3] ?? 0) ^ 0x40;
   const file = path.join(base, 'damaged');
   await fs.writeFile(file, damaged);
   await run(raw.putFile(victim, file));
   const after = await run(withWriter(fresh, { initialize: false }, (s) => runCoherencyCheck(s, { deep: true, fix: false })));
-  expect(after.report.problems.map((p) => [p.kind, p.digest])).toEqual([['blob-corrupt', victim.split('/').pop()]]);
+  expect(after.report.problems.map((p) => [p.kind, p.digest])).toEqual([['blob-corrupt', last?.[0]]]);
 });
 
 it('a volume opened with a replaced key file is refused; setBackupVolume cannot switch an existing prefix to encryption', async () => {
@@ -218,8 +262,9 @@ it('migrateBackupVolume moves a plain S3 backup to an encrypted prefix (never in
   expect(await volumeDigests(root)).toEqual(before);
   const raw = await rawStore('sealed/');
   const objects = await run(raw.list(''));
-  expect(objects.filter((o) => o.key.startsWith('items/')).length).toBe(before.length);
   for (const o of objects) expect((await readRaw(raw, o.key)).subarray(0, 4).toString('latin1')).toBe('ZXBE');
+  const moved = (await packIndex(await sealedStore('sealed/', keyFile, key.keyId), objects.map((o) => o.key))).flatMap((d) => d.entries.map((e) => e[0]));
+  expect([...moved].sort()).toEqual([...before].sort());
 
   const restored = path.join(base, 'restored');
   await restore(root, ALICE, 'alice.r@example.test' as AccountId, T1 + 1000, restored);

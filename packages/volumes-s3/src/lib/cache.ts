@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream, promises as fsp } from 'node:fs';
+import { createReadStream, createWriteStream, promises as fsp, readFileSync, renameSync, unlinkSync, writeFileSync, mkdirSync } from 'node:fs';
 import * as path from 'node:path';
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -38,6 +38,8 @@ interface Entry {
 export interface BlobCache {
   readonly dir: string;
   stage(content: Readable, expected?: Digest): TE.TaskEither<VolumeError, Staged>;
+  /** Stages bytes already in memory and hashed (a small blob: written synchronously). */
+  stageBytes(bytes: Buffer, digest: Digest): E.Either<VolumeError, Staged>;
   /** Makes a staged blob visible under its digest (replacing an untrusted copy). */
   commit(staged: Staged): TE.TaskEither<VolumeError, void>;
   discard(staged: Staged): TE.TaskEither<VolumeError, void>;
@@ -45,6 +47,8 @@ export interface BlobCache {
   entries(): IterableIterator<[Digest, Entry]>;
   /** A read stream of a cached blob, opened before it resolves (`undefined` if gone). */
   open(digest: Digest): TE.TaskEither<VolumeError, Readable | undefined>;
+  /** The bytes of a cached blob of at most `SMALL_BLOB_BYTES`, read synchronously (`undefined` if gone). */
+  read(digest: Digest): E.Either<VolumeError, Buffer | undefined>;
   /** Re-reads a cached blob and returns the digest of what is on disk. */
   hash(digest: Digest): TE.TaskEither<VolumeError, { digest: string; size: number }>;
   /** Drops a blob from the cache; false when it was not there. */
@@ -58,6 +62,17 @@ export interface BlobCache {
   readonly count: () => number;
   readonly bytes: () => number;
 }
+
+/**
+ * Blobs up to this size are written and read with synchronous calls on the calling thread: a
+ * mail is ~20 KB, and going through libuv's threadpool costs several round trips per file
+ * (open, read or write, close), which measured as most of a SmartScan's main-thread time. The
+ * cache is on local disk, where such a call takes microseconds.
+ */
+export const SMALL_BLOB_BYTES = 4 * 1024 * 1024;
+
+/** fsyncs in flight during a flush (libuv runs 4 at a time; the rest queue without cost). */
+const FLUSH_CONCURRENCY = 32;
 
 const tryFs = <A>(op: string, key: string | undefined, f: () => Promise<A>): TE.TaskEither<VolumeError, A> =>
   TE.tryCatch(f, (e) => fsError(op, key, e));
@@ -162,12 +177,41 @@ export const makeBlobCache = (dir: string): TE.TaskEither<VolumeError, BlobCache
     );
   };
 
+  let tmpCounter = 0;
+  const stageBytes = (bytes: Buffer, digest: Digest): E.Either<VolumeError, Staged> => {
+    const tmpPath = path.join(tmpDir, `${process.pid}-s${++tmpCounter}`);
+    return E.tryCatch(
+      () => {
+        writeFileSync(tmpPath, bytes, { flag: 'wx' });
+        return { tmpPath, digest, size: bytes.length };
+      },
+      (e) => fsError('put', digest, e),
+    );
+  };
+
+  const readSmall = (d: Digest): E.Either<VolumeError, Buffer | undefined> =>
+    E.tryCatch(
+      () => {
+        try {
+          return readFileSync(blobPath(d));
+        } catch (e) {
+          if (isCode(e, 'ENOENT')) return undefined; // uploaded and dropped meanwhile
+          throw e;
+        }
+      },
+      (e) => fsError('get', d, e),
+    );
+
+  const knownShards = new Set<string>();
   const commit = (s: Staged): TE.TaskEither<VolumeError, void> =>
     tryFs('put', s.digest, () => locked(s.digest, async () => {
       const target = blobPath(s.digest);
       const shardDir = path.dirname(target);
-      await fsp.mkdir(shardDir, { recursive: true });
-      await fsp.rename(s.tmpPath, target);
+      if (!knownShards.has(shardDir)) {
+        mkdirSync(shardDir, { recursive: true });
+        knownShards.add(shardDir);
+      }
+      renameSync(s.tmpPath, target);
       setEntry(s.digest, { size: s.size, modifiedAt: Date.now(), trusted: true });
       dirtyBlobs.add(s.digest);
       dirtyDirs.add(shardDir);
@@ -202,7 +246,7 @@ export const makeBlobCache = (dir: string): TE.TaskEither<VolumeError, BlobCache
         setEntry(d, undefined);
         dirtyBlobs.delete(d);
         try {
-          await fsp.unlink(blobPath(d));
+          unlinkSync(blobPath(d));
           return true;
         } catch (e) {
           if (isCode(e, 'ENOENT')) return false;
@@ -226,19 +270,28 @@ export const makeBlobCache = (dir: string): TE.TaskEither<VolumeError, BlobCache
     tryFs('flush', undefined, async () => {
       const blobs = [...dirtyBlobs];
       const dirs = [...dirtyDirs];
-      for (const d of blobs) {
-        try {
-          await fsyncPath(blobPath(d));
-        } catch (e) {
-          // Gone from the cache only once the store confirmed it: durable there.
-          if (!(isCode(e, 'ENOENT') && index.get(d) === undefined)) throw e;
+      // Many fsyncs at once: the file system commits them in a few journal transactions,
+      // where one after the other each waits for its own (a scan flushes hundreds of blobs).
+      let next = 0;
+      const worker = async (): Promise<void> => {
+        while (next < blobs.length) {
+          const d = blobs[next++] as Digest;
+          try {
+            await fsyncPath(blobPath(d));
+          } catch (e) {
+            // Gone from the cache only once the store confirmed it: durable there.
+            if (!(isCode(e, 'ENOENT') && index.get(d) === undefined)) throw e;
+          }
+          dirtyBlobs.delete(d);
         }
-        dirtyBlobs.delete(d);
-      }
-      for (const p of dirs) {
-        await fsyncPath(p);
-        dirtyDirs.delete(p);
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(FLUSH_CONCURRENCY, blobs.length) }, worker));
+      await Promise.all(
+        dirs.map(async (p) => {
+          await fsyncPath(p);
+          dirtyDirs.delete(p);
+        }),
+      );
     });
 
   return pipe(
@@ -247,11 +300,13 @@ export const makeBlobCache = (dir: string): TE.TaskEither<VolumeError, BlobCache
       (): BlobCache => ({
         dir,
         stage,
+        stageBytes,
         commit,
         discard,
         entry: (d) => index.get(d),
         entries: () => index.entries(),
         open,
+        read: readSmall,
         hash,
         remove,
         quarantine,

@@ -8,6 +8,9 @@ const MiB = 1024 * 1024;
 export const MIN_PART_SIZE = 5 * MiB;
 export const MAX_PART_SIZE = 5 * 1024 * MiB;
 export const DEFAULT_PART_SIZE = 64 * MiB;
+/** Blobs are uploaded in packs of about this many bytes (restic's default is 16 MiB). */
+export const DEFAULT_PACK_SIZE = 8 * MiB;
+export const MIN_PACK_SIZE = 16 * 1024;
 
 /**
  * Client-side encryption (see `encryption.ts`): the path of the key file, never the key.
@@ -57,8 +60,10 @@ export const S3VolumeConfig = t.intersection([
     cacheDir: t.string,
   }),
   t.partial({
-    /** Uploads running at once (default 16: the request rate, not the bandwidth, bounds a store like Swift). */
+    /** Packs uploading at once (default 4). */
     uploadConcurrency: t.number,
+    /** Bytes per pack (default 8 MiB; at least 16 KiB). A blob of half as many or more gets a pack of its own. */
+    packSize: t.number,
     retry: RetryPolicy,
     /** An upload that takes longer is abandoned and retried (default 10 min + 1 s per MiB). */
     uploadTimeoutMs: t.number,
@@ -87,7 +92,7 @@ const describeErrors = (errors: t.Errors): string =>
 
 const checkRanges = <C extends S3StoreConfig>(c: C): E.Either<VolumeError, C> => {
   const numbers: Record<string, unknown> = { ...c, ...(c as Partial<S3VolumeConfig>).retry };
-  const fractional = ['port', 'partSize', 'uploadConcurrency', 'uploadTimeoutMs', 'initialDelayMs', 'maxDelayMs'].filter(
+  const fractional = ['port', 'partSize', 'packSize', 'uploadConcurrency', 'uploadTimeoutMs', 'initialDelayMs', 'maxDelayMs'].filter(
     (k) => typeof numbers[k] === 'number' && !(Number.isSafeInteger(numbers[k]) && (numbers[k] as number) >= 0),
   );
   if (fractional.length > 0) return E.left(invalid(`not a non-negative integer: ${fractional.join(', ')}`));
@@ -121,7 +126,9 @@ export const decodeS3VolumeConfig = (u: unknown): E.Either<VolumeError, S3Volume
     E.flatMap((c) =>
       c.uploadConcurrency !== undefined && c.uploadConcurrency < 1
         ? E.left(invalid('uploadConcurrency must be at least 1'))
-        : E.right(c),
+        : c.packSize !== undefined && c.packSize < MIN_PACK_SIZE
+          ? E.left(invalid(`packSize must be at least ${MIN_PACK_SIZE} bytes`))
+          : E.right(c),
     ),
     E.map((c) => ({ ...c, prefix: normalizePrefix(c.prefix) })),
   );

@@ -6,13 +6,12 @@ import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
 import { Client } from 'minio';
-import { digestShard, type Digest } from '@zxbackup/volume-contract';
 import { describeVolumeContract, expectRight, mailLikeText, pseudoRandomBytes, readAll, streamOf } from '@zxbackup/volume-contract/testing';
 import { downloadArchive, ensureBucket, listArchives, listBuckets, uploadArchive } from './archives';
 import type { S3StoreConfig, S3VolumeConfig } from './config';
 import { encryptedSize, encryptionErrorOf, generateKeyFile } from './encryption';
 import { makeS3Volume, type S3Volume } from './s3-volume';
-import { testServer } from './test-server.spec-helper';
+import { corruptStoredBlob, storedBlob, testServer } from './test-server.spec-helper';
 
 const MiB = 1024 * 1024;
 const dir = mkdtempSync(path.join(tmpdir(), 'zxb-s3-enc-int-'));
@@ -29,7 +28,6 @@ const volumeConfig = (prefix: string): S3VolumeConfig => ({
   cacheDir: path.join(dir, `cache-${++n}`),
   retry: { initialDelayMs: 100, maxDelayMs: 1000 },
 });
-const keyOf = (prefix: string, d: Digest): string => `${prefix}items/${digestShard(d)}/${d}`;
 const rawBytes = async (key: string): Promise<Buffer> => readAll(await client.getObject(base.bucket, key));
 
 const right = async <L, A>(te: TE.TaskEither<L, A>): Promise<A> => {
@@ -58,10 +56,7 @@ describeVolumeContract<S3Volume>('encrypted s3 volume on the S3 server', {
   make: () => expectRight(makeS3Volume(volumeConfig(freshPrefix()))),
   corrupt: async (volume, digest) => {
     await expectRight(volume.drain({ timeoutMs: 30_000 }));
-    const key = keyOf(volume.name.slice(`s3:${base.bucket}/`.length), digest);
-    const bytes = await rawBytes(key);
-    bytes[bytes.length - 100] = (bytes[bytes.length - 100] ?? 0) ^ 1; // one bit of the last chunk
-    await client.putObject(base.bucket, key, bytes, bytes.length, { 'x-amz-meta-sha256': digest });
+    await corruptStoredBlob(client, base.bucket, volume, digest, (n) => n - 100); // one bit of the last chunk
   },
 });
 
@@ -73,10 +68,10 @@ describe('encryption on the S3 server', () => {
     const bytes = Buffer.concat([pseudoRandomBytes(6 * MiB, 1), marker, mailLikeText(6 * MiB, 2), marker]);
     const { digest } = await expectRight(volume.put(streamOf(bytes), { size: bytes.length }));
     await expectRight(volume.drain({ timeoutMs: 60_000 }));
-    const st = await client.statObject(base.bucket, keyOf(prefix, digest));
-    expect(st.size).toBe(encryptedSize(bytes.length));
-    expect(st.metaData['sha256']).toBe(digest);
-    const raw = await rawBytes(keyOf(prefix, digest));
+    const stored = await storedBlob(client, base.bucket, volume, digest);
+    expect(stored.offset).toBe(0); // a pack of its own
+    expect(stored.pack.length).toBe(encryptedSize(bytes.length));
+    const raw = stored.pack;
     expect(raw.includes(marker)).toBe(false);
     expect(raw.subarray(0, 4).toString('latin1')).toBe('ZXBE');
     expect((await expectRight(volume.stat(digest))).size).toBe(bytes.length);

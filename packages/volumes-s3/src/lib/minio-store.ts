@@ -1,7 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Agent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import type { Readable } from 'node:stream';
+import { Transform, pipeline, type Readable } from 'node:stream';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Client } from 'minio';
@@ -63,18 +63,24 @@ const guarded = <A>(body: Readable | undefined, timeoutMs: number, work: () => P
     }, fail);
   });
 
-/** The whole body, which must be exactly `size` bytes (a shorter cache file is never uploaded). */
-const readExactly = async (body: Readable, size: number): Promise<Buffer> => {
-  const chunks: Buffer[] = [];
+/**
+ * Passes the body on while hashing it, failing the stream when it holds more or fewer bytes than
+ * `size` (a shorter cache file is never uploaded: minio reads a single-PUT body whole before it
+ * sends anything, and a failed body fails that read).
+ */
+const exactly = (size: number, md5: Hash): Transform => {
   let n = 0;
-  for await (const c of body) {
-    const b = Buffer.isBuffer(c) ? c : Buffer.from(c as string);
-    n += b.length;
-    if (n > size) break;
-    chunks.push(b);
-  }
-  if (n !== size) throw new Error(`the body holds ${n > size ? 'more' : 'fewer'} bytes than the announced ${size}`);
-  return Buffer.concat(chunks, size);
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      n += chunk.length;
+      if (n > size) return cb(new Error(`the body holds more bytes than the announced ${size}`));
+      md5.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      cb(n === size ? null : new Error(`the body holds fewer bytes (${n}) than the announced ${size}`));
+    },
+  });
 };
 
 /** An upload the store answered but did not confirm: retried like any failed upload. */
@@ -101,12 +107,15 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       TE.orElse((e) => (e._tag === 'ObjectNotFound' ? TE.right(undefined) : TE.left(e))),
     );
 
-  // One PUT: the body is read into memory (minio buffers a single-PUT body anyway) so that the
-  // ETag the store answers can be checked against the MD5 of exactly the bytes sent.
+  // One PUT, which minio buffers whole before sending: the bytes are hashed on their way in, so
+  // that the ETag the store answers can be checked against the MD5 of exactly the bytes sent
+  // (handing minio a Buffer instead would cost one more copy of every pack).
   const putSingle = async (key: string, body: Readable, size: number, meta: Record<string, string>): Promise<void> => {
-    const bytes = await guarded(body, options.uploadTimeoutMs(size), () => readExactly(body, size));
-    const md5 = createHash('md5').update(bytes).digest('hex');
-    const { etag } = await guarded(undefined, options.uploadTimeoutMs(size), () => client.putObject(bucket, key, bytes, size, meta));
+    const hash = createHash('md5');
+    const checked = exactly(size, hash);
+    pipeline(body, checked, () => undefined); // a failing body fails `checked`, which minio reads
+    const { etag } = await guarded(checked, options.uploadTimeoutMs(size), () => client.putObject(bucket, key, checked, size, meta));
+    const md5 = hash.digest('hex');
     if (etag.toLowerCase() !== md5) throw unconfirmed(`the store answered ETag ${etag} for content with MD5 ${md5}`);
   };
 

@@ -6,12 +6,11 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
 import { Client } from 'minio';
-import { digestShard } from '@zxbackup/volume-contract';
 import { expectRight, mailLikeText, pseudoRandomBytes, readAll, sha256Hex, streamOf } from '@zxbackup/volume-contract/testing';
 import { ensureBucket, listBuckets } from './archives';
 import type { S3StoreConfig } from './config';
 import { makeS3Volume, type S3VolumeStatus } from './s3-volume';
-import { testServer } from './test-server.spec-helper';
+import { storedBlob, testServer } from './test-server.spec-helper';
 
 const script = path.resolve(__dirname, '../../../../tools/services/s3-server.sh');
 const server = (cmd: 'start' | 'stop'): void => {
@@ -68,11 +67,7 @@ it('the S3 server goes down during a series of puts: puts go on, the status says
 
   for (const bytes of contents) {
     const d = sha256Hex(bytes);
-    const key = `${prefix}items/${digestShard(d)}/${d}`;
-    const st = await client.statObject(store.bucket, key);
-    expect(st.size).toBe(bytes.length);
-    expect(st.metaData['sha256']).toBe(d);
-    expect(sha256Hex(await readAll(await client.getObject(store.bucket, key)))).toBe(d);
+    expect(sha256Hex((await storedBlob(client, store.bucket, volume, d)).bytes)).toBe(d);
   }
   await expectRight(volume.close());
 });

@@ -20,7 +20,7 @@ import {
 import { ensureBucket, listBuckets } from './archives';
 import type { S3StoreConfig, S3VolumeConfig } from './config';
 import { makeS3Volume, type S3Volume } from './s3-volume';
-import { testServer } from './test-server.spec-helper';
+import { corruptStoredBlob, storedBlob, testServer } from './test-server.spec-helper';
 
 const MiB = 1024 * 1024;
 const store: S3StoreConfig = testServer('zxb-volumes-s3-int', '');
@@ -42,7 +42,6 @@ const configFor = (prefix: string, cacheDir = freshDir(), more: Partial<S3Volume
   ...more,
 });
 const open = (c: S3VolumeConfig): Promise<S3Volume> => expectRight(makeS3Volume(c));
-const keyOf = (prefix: string, d: Digest): string => `${prefix}items/${digestShard(d)}/${d}`;
 
 const listKeys = async (prefix: string): Promise<string[]> => {
   const keys: string[] = [];
@@ -73,12 +72,8 @@ describeVolumeContract<S3Volume>('s3 volume on the S3 server', {
   corrupt: async (volume, digest) => {
     await expectRight(volume.drain({ timeoutMs: 30_000 }));
     expect(volume.pending().blobs).toBe(0); // nothing left in the cache to shadow the store
-    const prefix = volume.name.slice(`s3:${store.bucket}/`.length);
-    const key = keyOf(prefix, digest);
-    const { size } = await client.statObject(store.bucket, key);
-    const other = pseudoRandomBytes(size, 999);
-    // Same size and digest header: only the content check of `get` can notice.
-    await client.putObject(store.bucket, key, other, size, { 'x-amz-meta-sha256': digest });
+    // Same size, same index: only the content check of `get` can notice.
+    await corruptStoredBlob(client, store.bucket, volume, digest);
   },
 });
 
@@ -96,10 +91,10 @@ describe('S3 volume with its write cache, on the S3 server', () => {
     await expectRight(volume.drain({ timeoutMs: 30_000 }));
     expect(existsSync(path.join(cacheDir, 'items', digestShard(digest), digest))).toBe(false);
     expect(volume.pending()).toEqual({ blobs: 0, bytes: 0 });
-    const st = await client.statObject(store.bucket, keyOf(prefix, digest));
-    expect(st.size).toBe(bytes.length);
-    expect(st.metaData['sha256']).toBe(digest);
-    expect((await readAll(await client.getObject(store.bucket, keyOf(prefix, digest)))).equals(bytes)).toBe(true);
+    const inPack = await storedBlob(client, store.bucket, volume, digest);
+    expect(inPack.key.startsWith(`${prefix}packs/`)).toBe(true);
+    expect(inPack.bytes.equals(bytes)).toBe(true);
+    expect((await listKeys(`${prefix}index/`)).length).toBe(1);
     // Known to the store now: a second put stores nothing.
     expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(false);
     expect(volume.pending().blobs).toBe(0);
@@ -162,7 +157,9 @@ describe('S3 volume with its write cache, on the S3 server', () => {
     const bytes = pseudoRandomBytes(12 * MiB + 4321, 77);
     const { digest } = await expectRight(volume.put(streamOf(bytes, 256 * 1024), { size: bytes.length }));
     await expectRight(volume.drain({ timeoutMs: 60_000 }));
-    const st = await client.statObject(store.bucket, keyOf(prefix, digest));
+    const at = await expectRight(volume.locate(digest));
+    expect(at?.offset).toBe(0); // a pack of its own
+    const st = await client.statObject(store.bucket, at?.key ?? '');
     expect(st.size).toBe(bytes.length);
     expect(st.etag).toMatch(/-3$/); // md5-of-md5s of 3 parts: it really went multipart
     await expectRight(volume.close());

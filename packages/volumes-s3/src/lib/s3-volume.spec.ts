@@ -17,10 +17,8 @@ import {
 } from '@zxbackup/volume-contract/testing';
 import type { S3VolumeConfig } from './config';
 import type { S3Error } from './errors';
-import { makeEncryptedObjectStore } from './encrypted-object-store';
-import { decryptStream, encryptStream, encryptedSize, keyFromBytes } from './encryption';
+import { decryptStream, encryptedSize, keyFromBytes, type EncryptionKey } from './encryption';
 import { makeMemoryObjectStore, unavailable, type MemoryObjectStore } from './memory-object-store';
-import type { ObjectStore } from './object-store';
 import { makeS3VolumeWith, type S3Volume, type S3VolumeStatus } from './s3-volume';
 
 const baseConfig = (cacheDir: string): S3VolumeConfig => ({
@@ -46,68 +44,73 @@ afterAll(() => {
   for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
 });
 
-const keyOf = (d: Digest): string => `server1/items/${digestShard(d)}/${d}`;
-
-/** Every spec below runs twice: over the bare store, and through client-side encryption. */
-interface Variant {
-  readonly name: string;
-  readonly over: (store: MemoryObjectStore) => ObjectStore;
-  /** What the store holds for `plain`, and back. */
-  readonly seal: (plain: Buffer) => Promise<Buffer>;
-  readonly open: (stored: Buffer | undefined) => Promise<Buffer | undefined>;
-}
 const KEY = (() => {
   const k = keyFromBytes(Buffer.alloc(32, 0x5a));
   if (k._tag === 'Left') throw new Error('bad test key');
   return k.right;
 })();
-const through = async (stream: NodeJS.ReadWriteStream, bytes: Buffer): Promise<Buffer> => {
-  const out = readAll(stream as unknown as Readable);
-  stream.end(bytes);
+
+/** Every spec below runs twice: without and with client-side encryption. */
+interface Variant {
+  readonly name: string;
+  readonly key: EncryptionKey | undefined;
+  /** The plaintext of what the store holds for one blob (or one index object). */
+  readonly open: (stored: Buffer | undefined) => Promise<Buffer | undefined>;
+}
+const decrypt = async (bytes: Buffer): Promise<Buffer> => {
+  const d = decryptStream(KEY);
+  const out = readAll(d as unknown as Readable);
+  d.end(bytes);
   return out;
 };
 const VARIANTS: ReadonlyArray<Variant> = [
-  { name: 'plain', over: (s) => s, seal: async (b) => b, open: async (b) => b },
-  {
-    name: 'encrypted',
-    over: (s) => makeEncryptedObjectStore(s, KEY),
-    seal: (b) => through(encryptStream(KEY), b),
-    open: async (b) => (b === undefined ? undefined : through(decryptStream(KEY), b)),
-  },
+  { name: 'plain', key: undefined, open: async (b) => b },
+  { name: 'encrypted', key: KEY, open: async (b) => (b === undefined ? undefined : decrypt(b)) },
 ];
 const cachePath = (dir: string, d: Digest): string => path.join(dir, 'items', digestShard(d), d);
 const exists = (p: string): Promise<boolean> => fsp.access(p).then(
   () => true,
   () => false,
 );
+const packKeys = (store: MemoryObjectStore): string[] => [...store.objects.keys()].filter((k) => k.startsWith('server1/packs/'));
+const indexKeys = (store: MemoryObjectStore): string[] => [...store.objects.keys()].filter((k) => k.startsWith('server1/index/'));
+
+/** The stored bytes of one blob, cut out of its pack. */
+const storedBlob = async (volume: S3Volume, store: MemoryObjectStore, d: Digest): Promise<Buffer | undefined> => {
+  const loc = await expectRight(volume.locate(d));
+  const pack = loc && store.objects.get(loc.key);
+  return loc && pack && pack.bytes.subarray(loc.offset, loc.offset + loc.length);
+};
 
 for (const variant of VARIANTS) describeVolumeContract<S3Volume>(`s3 volume over an in-memory store (${variant.name})`, (() => {
   const stores = new WeakMap<S3Volume, MemoryObjectStore>();
   return {
     make: async () => {
       const store = makeMemoryObjectStore();
-      const volume = await expectRight(makeS3VolumeWith(baseConfig(freshDir()), variant.over(store)));
+      const volume = await expectRight(makeS3VolumeWith(baseConfig(freshDir()), store, variant.key));
       stores.set(volume, store);
       return volume;
     },
     corrupt: async (volume, digest) => {
       await expectRight(volume.drain({ timeoutMs: 5000 }));
-      const o = stores.get(volume)?.objects.get(keyOf(digest));
-      if (o === undefined) throw new Error('blob not in the store after drain');
+      const loc = await expectRight(volume.locate(digest));
+      const o = loc && stores.get(volume)?.objects.get(loc.key);
+      if (loc === undefined || o === undefined) throw new Error('blob not in the store after drain');
       o.bytes = Buffer.from(o.bytes);
-      o.bytes[7] = (o.bytes[7] ?? 0) ^ 0xff;
+      const at = loc.offset + Math.floor(loc.length / 2);
+      o.bytes[at] = (o.bytes[at] ?? 0) ^ 0xff;
     },
   };
 })());
 
-describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $name)', (variant) => {
+describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory store, $name)', (variant) => {
   let dir: string;
   let store: MemoryObjectStore;
   let volume: S3Volume;
   let statuses: S3VolumeStatus[];
 
-  const open = async (config: Partial<S3VolumeConfig> = {}): Promise<S3Volume> => {
-    const v = await expectRight(makeS3VolumeWith({ ...baseConfig(dir), ...config }, variant.over(store)));
+  const open = async (config: Partial<S3VolumeConfig> = {}, at = dir): Promise<S3Volume> => {
+    const v = await expectRight(makeS3VolumeWith({ ...baseConfig(at), ...config }, store, variant.key));
     v.onStatus((s) => statuses.push(s));
     return v;
   };
@@ -122,22 +125,58 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     await expectRight(volume.close());
   });
 
-  it('a put lands in the cache, drain uploads it with its digest and empties the cache', async () => {
+  it('a put lands in the cache; drain uploads it in a pack with its index object and empties the cache', async () => {
     store.fault = (op) => (op === 'put' ? unavailable('put') : undefined); // hold it in the cache
     const bytes = mailLikeText(50_000, 1);
     const { digest, stored } = await expectRight(volume.put(streamOf(bytes)));
     expect(stored).toBe(true);
     expect(await exists(cachePath(dir, digest))).toBe(true);
     expect(volume.pending()).toEqual({ blobs: 1, bytes: bytes.length });
+    expect(await expectRight(volume.locate(digest))).toBeUndefined();
     store.fault = () => undefined;
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    const o = store.objects.get(keyOf(digest));
-    expect((await variant.open(o?.bytes))?.equals(bytes)).toBe(true);
-    expect(o?.metadata['sha256']).toBe(digest);
+    expect(packKeys(store)).toHaveLength(1);
+    expect(indexKeys(store)).toHaveLength(1);
+    expect((await variant.open(await storedBlob(volume, store, digest)))?.equals(bytes)).toBe(true);
+    const description = JSON.parse(String(await variant.open(store.objects.get(indexKeys(store)[0] ?? '')?.bytes))) as { entries: unknown[][] };
+    expect(description.entries.map((e) => e[0])).toEqual([digest]);
     expect(await exists(cachePath(dir, digest))).toBe(false);
     expect(volume.pending()).toEqual({ blobs: 0, bytes: 0 });
     expect(volume.status().state).toBe('ok');
     expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
+  });
+
+  it('many small blobs make few packs; a big one gets a pack of its own', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    const small = Array.from({ length: 40 }, (_, i) => mailLikeText(3000 + i * 100, 100 + i));
+    const big = pseudoRandomBytes(40 * 1024, 99);
+    for (const bytes of [...small.slice(0, 20), big, ...small.slice(20)]) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    const packs = packKeys(store);
+    // ~170 KB of small blobs in 64 KiB packs (each closed once full), plus the big one alone.
+    expect(packs.length).toBeGreaterThanOrEqual(3);
+    expect(packs.length).toBeLessThanOrEqual(6);
+    expect(indexKeys(store)).toHaveLength(packs.length);
+    const bigAt = await expectRight(volume.locate(sha256Hex(big)));
+    expect(bigAt?.offset).toBe(0);
+    expect(store.objects.get(bigAt?.key ?? '')?.bytes.length).toBe(bigAt?.length);
+    for (const bytes of [...small, big]) expect((await readAll(await expectRight(volume.get(sha256Hex(bytes))))).equals(bytes)).toBe(true);
+    expect(store.calls.filter((c) => c.op === 'put').length).toBe(2 * packs.length);
+  });
+
+  it('reads of many blobs of one pack download it once', async () => {
+    const contents = Array.from({ length: 30 }, (_, i) => mailLikeText(2000 + i * 50, 200 + i));
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    expect(packKeys(store)).toHaveLength(1);
+    await expectRight(volume.close());
+    await fsp.rm(dir, { recursive: true, force: true }); // an empty cache: every read goes to the store
+    volume = await open();
+    const gets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
+    const bodies = await Promise.all(contents.map(async (b) => readAll(await expectRight(volume.get(sha256Hex(b))))));
+    bodies.forEach((b, i) => expect(b.equals(contents[i] ?? Buffer.alloc(0))).toBe(true));
+    expect(gets()).toBe(1);
   });
 
   it('the store holds the plaintext only without encryption; sizes and digests are the plaintext\'s', async () => {
@@ -145,42 +184,40 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     const bytes = Buffer.from(`Subject: ${marker}\r\n\r\n${`${marker} lorem ipsum `.repeat(9000)}`);
     const { digest } = await expectRight(volume.put(streamOf(bytes)));
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    const o = store.objects.get(keyOf(digest));
-    if (o === undefined) throw new Error('not uploaded');
-    expect(o.bytes.includes(marker)).toBe(variant.name === 'plain');
-    expect(o.bytes.length).toBe(variant.name === 'plain' ? bytes.length : encryptedSize(bytes.length));
-    expect(o.metadata['sha256']).toBe(digest);
-    expect(volume.pending().blobs).toBe(0);
-    expect((await expectRight(volume.stat(digest))).size).toBe(bytes.length);
+    const objects = [...store.objects.values()];
+    expect(objects.some((o) => o.bytes.includes(marker))).toBe(variant.name === 'plain');
+    // Without encryption the index names the digest; with it, no key nor byte of the bucket does.
+    expect(objects.some((o) => o.bytes.includes(digest)) || [...store.objects.keys()].some((k) => k.includes(digest))).toBe(variant.name === 'plain');
+    const loc = await expectRight(volume.locate(digest));
+    expect(loc?.length).toBe(variant.name === 'plain' ? bytes.length : encryptedSize(bytes.length));
+    const st = await expectRight(volume.stat(digest));
+    expect(st.size).toBe(bytes.length);
+    expect(st.storedSize).toBe(loc?.length);
     expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
   });
 
   it('retries an unreachable store with a doubling back-off, and reports it', async () => {
-    let lookupFailures = 2;
+    let listFailures = 2;
     let putFailures = 3;
     store.fault = (op) =>
-      (op === 'list' || op === 'stat') && lookupFailures-- > 0
-        ? unavailable(op)
-        : op === 'put' && putFailures-- > 0
-          ? unavailable('put')
-          : undefined;
+      op === 'list' && listFailures-- > 0 ? unavailable(op) : op === 'put' && putFailures-- > 0 ? unavailable('put') : undefined;
     await expectRight(volume.close());
     volume = await open({ retry: { initialDelayMs: 40, maxDelayMs: 1000 } });
     const bytes = pseudoRandomBytes(10_000, 2);
-    // The put-path lookups fail too (the listing of a fresh volume, then the HEAD): the put
-    // still succeeds into the cache.
+    // The put-path lookup needs the bucket's index, whose listing fails: the put still succeeds into the cache.
     const { digest } = await expectRight(volume.put(streamOf(bytes)));
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect((await variant.open(store.objects.get(keyOf(digest))?.bytes))?.equals(bytes)).toBe(true);
-    const attempts = store.calls.filter((c) => c.op === 'put' && c.key === keyOf(digest)).map((c) => c.at);
-    // 3 failed upload attempts, then a success; the confirmed PUT needs no stat after it.
+    expect((await variant.open(await storedBlob(volume, store, digest)))?.equals(bytes)).toBe(true);
+    const attempts = store.calls.filter((c) => c.op === 'put' && c.key.includes('/packs/')).map((c) => c.at);
+    // 3 failed pack uploads, then a success.
     expect(attempts.length).toBe(4);
-    expect(store.calls.filter((c) => c.op === 'stat').length).toBe(1);
     const gaps = attempts.slice(1).map((t, i) => t - (attempts[i] ?? 0));
-    // Upload attempts 2..4 wait 40, 80, 160 ms (timers may fire a little late, never early).
+    // Attempts 2..4 wait at least 40, 80, 160 ms (timers may fire a little late, never early).
     expect(gaps[0]).toBeGreaterThanOrEqual(38);
     expect(gaps[1]).toBeGreaterThanOrEqual(78);
     expect(gaps[2]).toBeGreaterThanOrEqual(158);
+    // The failed attempts left no pack behind.
+    expect(packKeys(store)).toHaveLength(1);
     const states = statuses.map((s) => s.state);
     expect(states).toContain('unreachable');
     expect(states[states.length - 1]).toBe('ok');
@@ -190,11 +227,11 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
   it('the back-off is capped at maxDelayMs', async () => {
     store.fault = (op) => (op === 'put' ? unavailable('put') : undefined);
     await expectRight(volume.put(streamOf(mailLikeText(100, 3))));
-    await new Promise((r) => setTimeout(r, 900));
+    await new Promise((r) => setTimeout(r, 1200));
     const puts = store.calls.filter((c) => c.op === 'put').map((c) => c.at);
     const gaps = puts.slice(1).map((t, i) => t - (puts[i] ?? 0));
-    // 20, 40, 80, 160, 160, ... ms: never more than the cap (plus timer slack).
-    expect(puts.length).toBeGreaterThanOrEqual(6);
+    // 20, 40, 80, 160, 160, ... ms: never much more than the cap.
+    expect(puts.length).toBeGreaterThanOrEqual(5);
     expect(Math.max(...gaps)).toBeLessThan(160 + 80);
     expect(gaps.slice(-2).every((g) => g >= 158)).toBe(true);
     expect(volume.status().state).toBe('unreachable');
@@ -207,45 +244,62 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     const contents = Array.from({ length: 10 }, (_, i) => mailLikeText(1000 + i * 700, 10 + i));
     for (const bytes of contents) expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(true);
     expect(volume.pending().blobs).toBe(10);
+    await new Promise((r) => setTimeout(r, 400)); // past the pack idle time: an upload was tried
     expect(volume.status().state).toBe('unreachable');
     // Reads are served from the cache meanwhile.
     const first = contents[0] ?? Buffer.alloc(0);
     expect((await readAll(await expectRight(volume.get(sha256Hex(first))))).equals(first)).toBe(true);
-    expectLeft(volume.drain({ timeoutMs: 100 })).then((e) => expect(e._tag).toBe('VolumeUnavailable'));
-    await new Promise((r) => setTimeout(r, 150));
+    expect((await expectLeft(volume.drain({ timeoutMs: 100 })))._tag).toBe('VolumeUnavailable');
     store.fault = () => undefined;
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    for (const bytes of contents) expect((await variant.open(store.objects.get(keyOf(sha256Hex(bytes)))?.bytes))?.equals(bytes)).toBe(true);
+    for (const bytes of contents) expect((await variant.open(await storedBlob(volume, store, sha256Hex(bytes))))?.equals(bytes)).toBe(true);
     expect(volume.pending().blobs).toBe(0);
     expect(volume.status().state).toBe('ok');
   });
 
-  it('an upload that the store does not confirm is retried, and the cache copy kept until it is', async () => {
+  it('an index object the store does not confirm is looked up before anything is sent again', async () => {
     const realPut = store.put;
-    let lossy = 2;
+    let lossy = 1;
     // As the minio store answers a PUT whose ETag is not the MD5 of what it sent.
     store.put = (key, body, size, metadata) =>
-      lossy-- > 0
+      key.includes('/index/') && lossy-- > 0
         ? pipe(
-            realPut(key, body, size, {}),
+            realPut(key, body, size, metadata),
             TE.flatMap(() => TE.left<S3Error, void>({ _tag: 'VolumeIOError', op: 'put', key, cause: new Error('ETag is not the MD5 sent') })),
           )
         : realPut(key, body, size, metadata);
     const bytes = mailLikeText(4000, 4);
     const { digest } = await expectRight(volume.put(streamOf(bytes)));
-    await new Promise((r) => setTimeout(r, 10));
-    expect(await exists(cachePath(dir, digest))).toBe(true);
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect(store.objects.get(keyOf(digest))?.metadata['sha256']).toBe(digest);
-    expect(store.calls.filter((c) => c.op === 'put').length).toBe(3);
+    // The unconfirmed index object was written all the same: the pending record finds it and
+    // keeps that pack, so the blob is uploaded exactly once.
+    expect(packKeys(store)).toHaveLength(1);
+    expect(indexKeys(store)).toHaveLength(1);
     expect(statuses.some((s) => s.state === 'degraded' && s.lastError?._tag === 'VolumeIOError')).toBe(true);
     expect(await exists(cachePath(dir, digest))).toBe(false);
+    expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
   });
 
-  it('after a restart, cached blobs are uploaded; one already in the store is not uploaded again', async () => {
-    await expectRight(volume.close());
+  it('a pack whose index object never made it is removed, and its blobs go up again', async () => {
+    let failIndex = 1;
+    store.fault = (op, key) => (op === 'put' && key.includes('/index/') && failIndex-- > 0 ? unavailable(op, key) : undefined);
+    const bytes = mailLikeText(6000, 5);
+    const { digest } = await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    const packPuts = store.calls.filter((c) => c.op === 'put' && c.key.includes('/packs/')).map((c) => c.key);
+    expect(packPuts).toHaveLength(2);
+    expect(store.calls.some((c) => c.op === 'remove' && c.key === packPuts[0])).toBe(true);
+    expect(packKeys(store)).toEqual([packPuts[1]]);
+    expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
+  });
+
+  it('after a restart, cached blobs are uploaded; one already in a pack is not uploaded again', async () => {
     const a = mailLikeText(3000, 5);
+    await expectRight(volume.put(streamOf(a)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await expectRight(volume.close());
     const b = pseudoRandomBytes(3000, 6);
+    // As after a crash between recording a pack and emptying the cache: a is in both places.
     for (const bytes of [a, b]) {
       const p = cachePath(dir, sha256Hex(bytes));
       await fsp.mkdir(path.dirname(p), { recursive: true });
@@ -253,12 +307,15 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     }
     await fsp.mkdir(path.join(dir, 'tmp'), { recursive: true });
     await fsp.writeFile(path.join(dir, 'tmp', 'leftover-of-a-killed-put'), 'partial');
-    store.objects.set(keyOf(sha256Hex(a)), { bytes: await variant.seal(a), metadata: { sha256: sha256Hex(a) }, lastModified: new Date() });
+    const before = store.calls.length;
     volume = await open();
     expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([]);
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect(store.calls.filter((c) => c.op === 'put').map((c) => c.key)).toEqual([keyOf(sha256Hex(b))]);
-    expect((await variant.open(store.objects.get(keyOf(sha256Hex(b)))?.bytes))?.equals(b)).toBe(true);
+    const packPuts = store.calls.slice(before).filter((c) => c.op === 'put' && c.key.includes('/packs/'));
+    expect(packPuts).toHaveLength(1);
+    const loc = await expectRight(volume.locate(sha256Hex(b)));
+    expect(loc?.key).toBe(packPuts[0]?.key);
+    expect(store.objects.get(loc?.key ?? '')?.bytes.length).toBe(loc?.length); // b alone in it
     expect(volume.pending().blobs).toBe(0);
   });
 
@@ -273,7 +330,7 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     const e = await expectLeft(volume.drain({ timeoutMs: 5000 }));
     expect(e._tag).toBe('BlobCorrupt');
     expect(e.key).toBe(digest);
-    expect(store.objects.has(keyOf(digest))).toBe(false);
+    expect(packKeys(store)).toEqual([]);
     expect(await fsp.readdir(path.join(dir, 'corrupt'))).toHaveLength(1);
     expect(await exists(p)).toBe(false);
   });
@@ -291,12 +348,15 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     expect((await fsp.readFile(p)).equals(bytes)).toBe(true);
     store.fault = () => undefined;
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect((await variant.open(store.objects.get(keyOf(digest))?.bytes))?.equals(bytes)).toBe(true);
+    expect((await variant.open(await storedBlob(volume, store, digest)))?.equals(bytes)).toBe(true);
   });
 
-  it('list visits the union of cache and store, each digest once', async () => {
+  it('list visits the union of cache and packs, each digest once, and not the blobs of a pack gone from the store', async () => {
     const inStore = [mailLikeText(100, 20), mailLikeText(200, 21)];
     for (const bytes of inStore) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    const lost = mailLikeText(150, 24);
+    await expectRight(volume.put(streamOf(lost)));
     await expectRight(volume.drain({ timeoutMs: 5000 }));
     store.fault = (op) => (op === 'put' ? unavailable('put') : undefined);
     const inCache = [mailLikeText(300, 22), mailLikeText(400, 23)];
@@ -308,9 +368,9 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     await fsp.writeFile(p, both);
     await expectRight(volume.close());
     volume = await open();
-    // Noise next to the blobs is not a blob.
-    store.objects.set('server1/items/ab/not-a-digest', { bytes: Buffer.from('x'), metadata: {}, lastModified: new Date() });
-    store.objects.set('server2/items/00/' + '0'.repeat(64), { bytes: Buffer.from('x'), metadata: {}, lastModified: new Date() });
+    // Someone removed the pack of `lost` behind our back; noise next to the packs is not a pack.
+    store.objects.delete((await expectRight(volume.locate(sha256Hex(lost))))?.key ?? '');
+    store.objects.set('server1/packs/ab/not-a-pack', { bytes: Buffer.from('x'), metadata: {}, lastModified: new Date() });
     const seen: Digest[] = [];
     const n = await expectRight(volume.list((d) => void seen.push(d)));
     expect(n).toBe(4);
@@ -318,19 +378,25 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     expect(seen.length).toBe(4);
   });
 
-  it('a get from the store verifies the digest', async () => {
+  it('a get from the store verifies the digest, and a damaged pack is fetched again on the next read', async () => {
     const bytes = pseudoRandomBytes(20_000, 30);
     const { digest } = await expectRight(volume.put(streamOf(bytes)));
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    const o = store.objects.get(keyOf(digest));
-    if (o === undefined) throw new Error('not uploaded');
-    o.bytes = o.bytes.subarray(0, 100);
+    const loc = await expectRight(volume.locate(digest));
+    const o = store.objects.get(loc?.key ?? '');
+    if (o === undefined || loc === undefined) throw new Error('not uploaded');
+    const good = o.bytes;
+    o.bytes = Buffer.from(good);
+    o.bytes[loc.offset + 100] = (o.bytes[loc.offset + 100] ?? 0) ^ 1;
     const err = await readAll(await expectRight(volume.get(digest))).then(
       () => undefined,
       (e: unknown) => e,
     );
     expect(err).toBeInstanceOf(VolumeStreamError);
     expect((err as VolumeStreamError).volumeError._tag).toBe('BlobCorrupt');
+    o.bytes = good; // a transfer error, say: the store's copy is fine
+    await new Promise((r) => setTimeout(r, 20));
+    expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
   });
 
   it('a delete during a pending upload removes the blob everywhere', async () => {
@@ -340,8 +406,83 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
     await expectRight(volume.delete(digest));
     store.fault = () => undefined;
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect(store.objects.has(keyOf(digest))).toBe(false);
+    expect(packKeys(store)).toEqual([]);
     expect(await expectRight(volume.has(digest))).toBe(false);
+  });
+
+  it('deletes shrink packs: an index object is rewritten, a mostly dead pack repacked, an empty one removed', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    const group = (seed: number): Buffer[] => Array.from({ length: 8 }, (_, i) => mailLikeText(4000, seed + i));
+    const keep = group(300);
+    const halve = group(400);
+    const empty = group(500);
+    const packOf = async (blobs: Buffer[]): Promise<string> => {
+      for (const b of blobs) await expectRight(volume.put(streamOf(b)));
+      await expectRight(volume.drain({ timeoutMs: 5000 }));
+      const keys = new Set(await Promise.all(blobs.map(async (b) => (await expectRight(volume.locate(sha256Hex(b))))?.key)));
+      expect(keys.size).toBe(1);
+      return [...keys][0] ?? '';
+    };
+    const [keepPack, halvePack, emptyPack] = [await packOf(keep), await packOf(halve), await packOf(empty)];
+    const del = async (blobs: Buffer[]): Promise<void> => {
+      for (const b of blobs) await expectRight(volume.delete(sha256Hex(b)));
+    };
+    await del(keep.slice(0, 2)); // 6 of 8 live: rewrite the index object
+    await del(halve.slice(0, 6)); // 2 of 8 live: repack
+    await del(empty); // none live: remove
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    const idOf = (k: string): string => k.slice(k.lastIndexOf('/') + 1);
+    expect(store.objects.has(keepPack)).toBe(true);
+    const rewritten = JSON.parse(String(await variant.open(store.objects.get(`server1/index/${idOf(keepPack)}`)?.bytes))) as { entries: string[][] };
+    expect(new Set(rewritten.entries.map((e) => e[0]))).toEqual(new Set(keep.slice(2).map(sha256Hex)));
+    for (const gone of [halvePack, emptyPack]) {
+      expect(store.objects.has(gone)).toBe(false);
+      expect(store.objects.has(`server1/index/${idOf(gone)}`)).toBe(false);
+    }
+    for (const b of [...keep.slice(2), ...halve.slice(6)]) expect((await readAll(await expectRight(volume.get(sha256Hex(b))))).equals(b)).toBe(true);
+    for (const b of [...keep.slice(0, 2), ...halve.slice(0, 6), ...empty]) {
+      expect(await expectRight(volume.has(sha256Hex(b)))).toBe(false);
+      expect((await expectLeft(volume.get(sha256Hex(b))))._tag).toBe('BlobNotFound');
+    }
+    expect(packKeys(store)).toHaveLength(2); // keep's, and the new one of halve's survivors
+    expect(indexKeys(store)).toHaveLength(2);
+  });
+
+  it('a new machine (empty cache directory) finds every blob through the bucket\'s index objects', async () => {
+    const contents = Array.from({ length: 12 }, (_, i) => mailLikeText(1500 + i * 300, 600 + i));
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await expectRight(volume.delete(sha256Hex(contents[0] ?? Buffer.alloc(0))));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await expectRight(volume.close());
+    volume = await open({}, freshDir());
+    const live = contents.slice(1);
+    for (const bytes of live) {
+      expect(await expectRight(volume.has(sha256Hex(bytes)))).toBe(true);
+      expect((await readAll(await expectRight(volume.get(sha256Hex(bytes))))).equals(bytes)).toBe(true);
+    }
+    expect(await expectRight(volume.has(sha256Hex(contents[0] ?? Buffer.alloc(0))))).toBe(false);
+    const seen: Digest[] = [];
+    await expectRight(volume.list((d) => void seen.push(d)));
+    expect(new Set(seen)).toEqual(new Set(live.map(sha256Hex)));
+    // Content already in the bucket is not uploaded again.
+    const puts = store.calls.filter((c) => c.op === 'put').length;
+    expect((await expectRight(volume.put(streamOf(live[3] ?? Buffer.alloc(0))))).stored).toBe(false);
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    expect(store.calls.filter((c) => c.op === 'put').length).toBe(puts);
+  });
+
+  it('a cache directory of another volume does not lend it its index', async () => {
+    const bytes = mailLikeText(2500, 700);
+    await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await expectRight(volume.close());
+    volume = await open({ prefix: 'server2' });
+    expect(await expectRight(volume.has(sha256Hex(bytes)))).toBe(false);
+    expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(true);
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    expect([...store.objects.keys()].filter((k) => k.startsWith('server2/packs/'))).toHaveLength(1);
   });
 
   it('store errors on reads keep their tag, and has/get of an unreachable store is VolumeUnavailable', async () => {
@@ -354,14 +495,16 @@ describe.each(VARIANTS)('S3 volume write cache and uploader (in-memory store, $n
 
   it('rejects a bad configuration without echoing its values', async () => {
     const bad = { ...baseConfig(dir), port: 'nine thousand', secretKey: 42 } as unknown as S3VolumeConfig;
-    const e = await expectLeft(makeS3VolumeWith(bad, variant.over(store)));
+    const e = await expectLeft(makeS3VolumeWith(bad, store, variant.key));
     expect(e._tag).toBe('VolumeIOError');
     const text = String((e.cause as Error).message);
     expect(text).toContain('port');
     expect(text).toContain('secretKey');
     expect(text).not.toContain('nine thousand');
     expect(text).not.toContain('42');
-    const small = await expectLeft(makeS3VolumeWith({ ...baseConfig(dir), partSize: 1024 }, variant.over(store)));
+    const small = await expectLeft(makeS3VolumeWith({ ...baseConfig(dir), partSize: 1024 }, store, variant.key));
     expect(String((small.cause as Error).message)).toContain('partSize');
+    const tiny = await expectLeft(makeS3VolumeWith({ ...baseConfig(dir), packSize: 1024 }, store, variant.key));
+    expect(String((tiny.cause as Error).message)).toContain('packSize');
   });
 });

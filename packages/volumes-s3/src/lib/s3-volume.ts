@@ -1,37 +1,57 @@
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { pipeline, type Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import {
-  Digest,
-  digestShard,
+  VolumeStreamError,
   putFileThroughStream,
+  sourceUnreadable,
   type BlobStat,
   type BlobVolume,
+  type Digest,
+  type PutFileOptions,
+  type PutFileResult,
   type PutOptions,
   type PutResult,
   type VolumeError,
 } from '@zxbackup/volume-contract';
-import { makeBlobCache, type BlobCache, type Staged } from './cache';
-import { DEFAULT_PART_SIZE, decodeS3VolumeConfig, type S3VolumeConfig } from './config';
-import { toVolumeError, type S3Error } from './errors';
-import { makeKnownObjects } from './known-objects';
+import { SMALL_BLOB_BYTES, makeBlobCache, type BlobCache } from './cache';
+import { compactionTurn } from './compaction';
+import { DEFAULT_PACK_SIZE, DEFAULT_PART_SIZE, decodeS3VolumeConfig, type S3VolumeConfig } from './config';
+import { makeEncryptedObjectStore, storeReadError } from './encrypted-object-store';
+import { EncryptionFailure, decryptStream, encryptStream, encryptedSize, loadKeyFile, type EncryptionKey } from './encryption';
+import type { S3Error } from './errors';
 import { makeMinioStore } from './minio-store';
-import { storeReadError, withEncryption } from './encrypted-object-store';
-import { EncryptionFailure } from './encryption';
 import type { ObjectStore } from './object-store';
-import { isVerified, makeUploader, type UploadStatus, type Uploader } from './uploader';
+import { decodeIndexObject, indexPrefix, packIdOfIndexKey, packIdOfKey, packKey, packsPrefix, type PackId } from './pack-format';
+import { openPackIndex, type BlobLocation, type PackIndex } from './pack-index';
+import { makePackReader, type PackReader } from './pack-reader';
+import { makeUploader, type UploadStatus, type Uploader } from './uploader';
 import { verifiedStream } from './verify-stream';
 
 const MiB = 1024 * 1024;
-/** S3 servers answer many requests at once; with one small object per blob, latency is the cost. */
-const DEFAULT_UPLOAD_CONCURRENCY = 16;
-/** Memory the running uploads may hold (a single PUT buffers its body). */
+/** Packs uploading at once: a few large requests keep a store busy; memory is the limit. */
+const DEFAULT_UPLOAD_CONCURRENCY = 4;
+/** Memory the running uploads may hold (a single PUT buffers its pack). */
 const UPLOAD_MEMORY_BYTES = 256 * MiB;
-/** Digests remembered to spare lookups on a volume that started empty (~100 bytes each). */
-const KNOWN_OBJECTS_CAP = 250_000;
+/** A pack not full is uploaded after this long without a new blob. */
+const PACK_IDLE_MS = 250;
+/** Whole packs kept on disk for reads (a restore reads many blobs of each). */
+const READ_CACHE_BYTES = 256 * MiB;
+/** Index objects fetched at once when a new machine loads the bucket's index. */
+const INDEX_FETCH_CONCURRENCY = 8;
 
 export type S3VolumeStatus = UploadStatus;
+
+/** Where a blob's stored bytes are in the bucket (for diagnostics and tests). */
+export interface StoredLocation {
+  readonly key: string;
+  readonly offset: number;
+  readonly length: number;
+}
 
 /** A `BlobVolume` on S3 with a local write cache and a background uploader. */
 export interface S3Volume extends BlobVolume {
@@ -42,91 +62,211 @@ export interface S3Volume extends BlobVolume {
   status(): S3VolumeStatus;
   /** Called on every change of the upload status; returns the unsubscribe function. Must not throw. */
   onStatus(listener: (s: S3VolumeStatus) => void): () => void;
+  /** The pack object and byte range holding a blob, once uploaded; undefined while only cached or unknown. */
+  locate(d: Digest): TE.TaskEither<VolumeError, StoredLocation | undefined>;
 }
 
-const blobKey = (prefix: string, d: Digest): string => `${prefix}items/${digestShard(d)}/${d}`;
+const indexFailure = (op: string, e: unknown): VolumeError => ({ _tag: 'VolumeIOError', op, cause: e });
+const caught = (op: string, key?: string) => (e: unknown): VolumeError =>
+  typeof e === 'object' && e !== null && '_tag' in e
+    ? (e as VolumeError)
+    : { _tag: 'VolumeIOError', op, ...(key === undefined ? {} : { key }), cause: e };
 
-/** `<prefix>items/<xx>/<digest>` → the digest, or undefined for anything else. */
-const digestOfKey = (itemsPrefix: string, key: string): Digest | undefined => {
-  if (!key.startsWith(itemsPrefix)) return undefined;
-  const m = /^([0-9a-f]{2})\/([0-9a-f]{64})$/.exec(key.slice(itemsPrefix.length));
-  if (m === null) return undefined;
-  const d = Digest.decode(m[2]);
-  return E.isRight(d) && digestShard(d.right) === m[1] ? d.right : undefined;
-};
-
-/** Builds the volume over any `ObjectStore` (the minio one, or a fake in unit specs). */
+/**
+ * Builds the volume over any `ObjectStore` (the minio one, or a fake in unit specs). `store`
+ * is the bare store: the volume seals each blob and each index object itself with `key`.
+ */
 export const makeS3VolumeWith = (
   config: S3VolumeConfig,
   store: ObjectStore,
+  key?: EncryptionKey,
 ): TE.TaskEither<VolumeError, S3Volume> =>
   pipe(
     TE.fromEither(decodeS3VolumeConfig(config)),
-    TE.flatMap((c) =>
-      pipe(
-        makeBlobCache(c.cacheDir),
-        TE.map((cache) => assemble(c, store, cache)),
-      ),
+    TE.bindTo('c'),
+    TE.bind('cache', ({ c }) => makeBlobCache(c.cacheDir)),
+    TE.bind('index', ({ c }) =>
+      openPackIndex(path.join(c.cacheDir, 'index'), JSON.stringify([c.endPoint, c.port, c.bucket, c.prefix])),
     ),
+    TE.bind('reader', ({ c }) =>
+      makePackReader({
+        store,
+        keyOf: (id) => packKey(c.prefix, id),
+        dir: path.join(c.cacheDir, 'packs'),
+        capacityBytes: READ_CACHE_BYTES,
+        wholePackMax: 2 * (c.packSize ?? DEFAULT_PACK_SIZE),
+        storeError: (e, loc) => storeReadFailure(e, loc.digest),
+      }),
+    ),
+    TE.map(({ c, cache, index, reader }) => assemble(c, store, key, cache, index, reader)),
   );
 
 /** Opens the S3 volume described by `config` (decoded with `S3VolumeConfig`). Does not contact the store. */
 export const makeS3Volume = (config: S3VolumeConfig): TE.TaskEither<VolumeError, S3Volume> =>
   pipe(
     TE.fromEither(decodeS3VolumeConfig(config)),
-    TE.flatMap((c) =>
-      pipe(
-        withEncryption(
-          makeMinioStore(c, {
-            uploadTimeoutMs: (size) => c.uploadTimeoutMs ?? 10 * 60_000 + Math.ceil(size / MiB) * 1000,
-          }),
-          c.encryption,
+    TE.flatMap((c) => {
+      const store = makeMinioStore(c, {
+        uploadTimeoutMs: (size) => c.uploadTimeoutMs ?? 10 * 60_000 + Math.ceil(size / MiB) * 1000,
+      });
+      const encryption = c.encryption;
+      if (encryption === undefined) return makeS3VolumeWith(c, store);
+      return pipe(
+        loadKeyFile(encryption.keyFile),
+        TE.flatMap((key) =>
+          encryption.keyId !== undefined && encryption.keyId !== key.id
+            ? TE.left({
+                _tag: 'KeyFileError' as const,
+                op: 'loadKey',
+                key: encryption.keyFile,
+                reason: `holds the key ${key.id}, but this volume is encrypted with the key ${encryption.keyId}: restore the right key file`,
+              })
+            : TE.right(key),
         ),
         TE.mapLeft((e): VolumeError => ({ _tag: 'VolumeIOError', op: 'open', cause: new EncryptionFailure(e) })),
-        TE.flatMap((store) => makeS3VolumeWith(c, store)),
-      ),
-    ),
+        TE.flatMap((key) => makeS3VolumeWith(c, store, key)),
+      );
+    }),
   );
 
-const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Volume => {
-  const keyOf = (d: Digest): string => blobKey(c.prefix, d);
-  const itemsPrefix = `${c.prefix}items/`;
-  const known = makeKnownObjects(store, itemsPrefix, KNOWN_OBJECTS_CAP);
+const storeReadFailure = (e: S3Error, d: Digest): VolumeError =>
+  e._tag === 'ObjectNotFound' ? { _tag: 'BlobNotFound', op: e.op, key: d, cause: e.cause } : { ...e, key: d };
+
+const assemble = (
+  c: S3VolumeConfig,
+  store: ObjectStore,
+  key: EncryptionKey | undefined,
+  cache: BlobCache,
+  index: PackIndex,
+  reader: PackReader,
+): S3Volume => {
+  const sealedStore = key === undefined ? store : makeEncryptedObjectStore(store, key);
+  const packSize = c.packSize ?? DEFAULT_PACK_SIZE;
+
+  // The bucket's index objects into the local index, once (a new machine, a lost cache).
+  let syncing: Promise<E.Either<VolumeError, void>> | undefined;
+  const loadBucketIndex = async (): Promise<E.Either<VolumeError, void>> => {
+    const ids: PackId[] = [];
+    const listed = await store.list(indexPrefix(c.prefix), (o) => {
+      const id = packIdOfIndexKey(c.prefix, o.key);
+      if (id !== undefined) ids.push(id);
+    })();
+    if (E.isLeft(listed)) return E.left({ ...listed.left, _tag: listed.left._tag === 'ObjectNotFound' ? 'VolumeIOError' : listed.left._tag, cause: listed.left.cause } as VolumeError);
+    let next = 0;
+    let failure: VolumeError | undefined;
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < ids.length) {
+        const id = ids[next++] as PackId;
+        if ((await index.packInfo(id)) !== undefined) continue;
+        const r = await readObject(sealedStore, `${indexPrefix(c.prefix)}${id}`)();
+        if (E.isLeft(r)) {
+          failure = r.left;
+          return;
+        }
+        const described = decodeIndexObject(id, r.right);
+        if (E.isLeft(described)) {
+          failure = indexFailure('loadIndex', new Error(`the index object of pack ${id} ${described.left}`));
+          return;
+        }
+        await index.addPack(id, described.right.size, described.right.at, described.right.entries);
+      }
+    };
+    await Promise.all(Array.from({ length: INDEX_FETCH_CONCURRENCY }, worker));
+    if (failure !== undefined) return E.left(failure);
+    await index.markSynced();
+    return E.right(undefined);
+  };
+  const ensureSynced = (): TE.TaskEither<VolumeError, void> => () => {
+    if (index.synced()) return Promise.resolve(E.right(undefined));
+    syncing ??= loadBucketIndex()
+      .catch((e: unknown) => E.left(caught('loadIndex')(e)))
+      .finally(() => {
+        syncing = undefined;
+      });
+    return syncing;
+  };
+
+  const locate = (d: Digest): TE.TaskEither<VolumeError, BlobLocation | undefined> =>
+    pipe(
+      ensureSynced(),
+      TE.flatMap(() => TE.tryCatch(() => index.locate(d), caught('locate', d))),
+    );
+
+  const readPlain = (loc: BlobLocation): TE.TaskEither<VolumeError, Readable> =>
+    pipe(
+      TE.tryCatch(() => index.packInfo(loc.pack), caught('get', loc.digest)),
+      TE.flatMap((info) =>
+        info === undefined
+          ? TE.left<VolumeError, Readable>({ _tag: 'BlobNotFound', op: 'get', key: loc.digest })
+          : reader.read(loc, info.size),
+      ),
+      TE.map((stored) => {
+        let plain: Readable = stored;
+        if (key !== undefined) {
+          plain = decryptStream(key, { name: `${packKey(c.prefix, loc.pack)}@${loc.offset}` });
+          pipeline(stored, plain as unknown as NodeJS.WritableStream, () => undefined);
+        }
+        const verified = verifiedStream(plain, loc.digest, 'get', (e) => storeReadError(loc.digest, e));
+        // A damaged pack copy must not stay in the read cache: the next read downloads it again.
+        verified.once('error', (e) => {
+          if (e instanceof VolumeStreamError && e.volumeError._tag === 'BlobCorrupt') void reader.evict(loc.pack);
+        });
+        return verified;
+      }),
+    );
+
   const uploader: Uploader = makeUploader({
     store,
+    sealedStore,
     cache,
-    keyOf,
+    index,
+    prefix: c.prefix,
+    ...(key === undefined ? {} : { seal: () => encryptStream(key) }),
+    sealedLength: key === undefined ? (n) => n : encryptedSize,
+    packSize,
+    idleMs: PACK_IDLE_MS,
     concurrency: c.uploadConcurrency ?? DEFAULT_UPLOAD_CONCURRENCY,
     maxBufferedBytes: UPLOAD_MEMORY_BYTES,
     partSize: c.partSize ?? DEFAULT_PART_SIZE,
-    onConfirmed: (d) => known.confirmed(d),
     retry: { initialDelayMs: c.retry?.initialDelayMs ?? 1000, maxDelayMs: c.retry?.maxDelayMs ?? 60_000 },
+    ensureSynced,
+    maintain: () =>
+      compactionTurn({
+        store,
+        sealedStore,
+        index,
+        prefix: c.prefix,
+        minLiveFraction: 0.5,
+        batch: 16,
+        restage: (e) => restage(e.digest),
+      }),
   });
-  const s3 =
-    (d: Digest) =>
-    <A>(te: TE.TaskEither<S3Error, A>): TE.TaskEither<VolumeError, A> =>
-      pipe(te, TE.mapLeft((e) => toVolumeError(e, d)));
+
+  // A live blob of a pack being repacked: back into the cache, to move to a new pack.
+  const restage = (d: Digest): TE.TaskEither<VolumeError, void> =>
+    pipe(
+      locate(d),
+      TE.flatMap((loc) => (loc === undefined ? TE.right(undefined) : pipe(
+        readPlain(loc),
+        TE.flatMap((body) => cache.stage(body, d)),
+        TE.flatMap((s) => (cache.entry(d)?.trusted === true ? cache.discard(s) : cache.commit(s))),
+        TE.map(() => uploader.enqueue(d, { move: true })),
+      ))),
+    );
 
   // Blobs a previous run cached but did not upload.
   for (const [d] of cache.entries()) uploader.enqueue(d);
 
-  // Is the content already in the store? Skipped while the store is known to be unreachable
-  // (puts must not stall on it); a failed lookup only means we cache and upload as usual.
-  const lookup = (s: Staged): TE.TaskEither<VolumeError, boolean> =>
-    uploader.status().state === 'unreachable'
-      ? TE.right(false)
-      : pipe(
-          store.stat(keyOf(s.digest)),
-          TE.map((info) => isVerified(info, s.digest, s.size)),
-          TE.orElse((e) => {
-            uploader.observe(toVolumeError(e, s.digest));
-            return TE.right(false);
-          }),
-        );
-  const inStore = (s: Staged): TE.TaskEither<VolumeError, boolean> =>
+  // Is the content in the store already? A failed lookup only means we cache and upload as
+  // usual (the upload looks again before it sends anything).
+  const inStore = (d: Digest): TE.TaskEither<VolumeError, boolean> =>
     pipe(
-      TE.fromTask(() => known.holds(s.digest)),
-      TE.flatMap((held) => (held === undefined ? lookup(s) : TE.right(held))),
+      locate(d),
+      TE.map((loc) => loc !== undefined),
+      TE.orElse((e) => {
+        uploader.observe(e);
+        return TE.right(false);
+      }),
     );
 
   const put = (content: Readable, options?: PutOptions): TE.TaskEither<VolumeError, PutResult> =>
@@ -139,7 +279,7 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
         // An untrusted copy (found at start) may be short after a crash: replace it with this one.
         if (cached !== undefined) return pipe(cache.commit(s), TE.as(result(false)));
         return pipe(
-          inStore(s),
+          inStore(s.digest),
           TE.flatMap((present) =>
             present
               ? pipe(cache.discard(s), TE.as(result(false)))
@@ -153,39 +293,71 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
       }),
     );
 
+  // A small file is read whole, hashed, and written to the cache only when neither the cache
+  // nor the bucket has its content (an incremental scan writes nothing for known mail).
+  const putFile = (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> => async () => {
+    let bytes: Buffer | undefined;
+    try {
+      const fd = openSync(file, 'r');
+      try {
+        if (fstatSync(fd).size <= SMALL_BLOB_BYTES) bytes = readFileSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      return E.left(sourceUnreadable(file, e));
+    }
+    if (bytes === undefined) return putFileThroughStream(put)(file, options)();
+    const digest = createHash('sha256').update(bytes).digest('hex') as Digest;
+    if (options.expectedDigest !== undefined && digest !== options.expectedDigest)
+      return E.left({ _tag: 'BlobCorrupt', op: 'put', key: options.expectedDigest, cause: new Error(`content hashes to ${digest}`) });
+    const head = Buffer.from(bytes.subarray(0, options.headBytes ?? 0));
+    const result = (stored: boolean): PutFileResult => ({ digest, size: bytes.length, stored, head });
+    const cached = cache.entry(digest);
+    if (cached?.trusted) return E.right(result(false));
+    if (cached === undefined) {
+      const found = await inStore(digest)();
+      if (E.isRight(found) && found.right) return E.right(result(false));
+    }
+    const staged = cache.stageBytes(bytes, digest);
+    if (E.isLeft(staged)) return staged;
+    const committed = await cache.commit(staged.right)();
+    if (E.isLeft(committed)) return committed;
+    // An untrusted copy (found at start) was replaced: it is queued already.
+    if (cached !== undefined) return E.right(result(false));
+    uploader.enqueue(digest);
+    return E.right(result(true));
+  };
+
   const has = (d: Digest): TE.TaskEither<VolumeError, boolean> =>
-    cache.entry(d) !== undefined
-      ? TE.right(true)
-      : pipe(
-          s3(d)(store.stat(keyOf(d))),
-          TE.map((info) => info !== undefined),
-        );
+    cache.entry(d) !== undefined ? TE.right(true) : pipe(locate(d), TE.map((loc) => loc !== undefined));
 
   const stat = (d: Digest): TE.TaskEither<VolumeError, BlobStat> => {
     const cached = cache.entry(d);
     if (cached !== undefined)
       return TE.right({ digest: d, size: cached.size, storedSize: cached.size, modifiedAt: cached.modifiedAt });
     return pipe(
-      s3(d)(store.stat(keyOf(d))),
-      TE.flatMap((info) =>
-        info === undefined
+      locate(d),
+      TE.flatMap((loc) =>
+        loc === undefined
           ? TE.left<VolumeError, BlobStat>({ _tag: 'BlobNotFound', op: 'stat', key: d })
-          : TE.right({
-              digest: d,
-              size: info.size,
-              storedSize: info.size,
-              ...(info.lastModified === undefined ? {} : { modifiedAt: info.lastModified.getTime() }),
-            }),
+          : pipe(
+              TE.tryCatch(() => index.packInfo(loc.pack), caught('stat', d)),
+              TE.map((info) => ({
+                digest: d,
+                size: loc.size,
+                storedSize: loc.length,
+                ...(info === undefined ? {} : { modifiedAt: info.uploadedAt }),
+              })),
+            ),
       ),
     );
   };
 
   const fromStore = (d: Digest): TE.TaskEither<VolumeError, Readable> =>
     pipe(
-      s3(d)(store.get(keyOf(d))),
-      TE.map((body) =>
-        verifiedStream(body, d, 'get', (e) => storeReadError(d, e)),
-      ),
+      locate(d),
+      TE.flatMap((loc) => (loc === undefined ? TE.left<VolumeError, Readable>({ _tag: 'BlobNotFound', op: 'get', key: d }) : readPlain(loc))),
     );
 
   const get = (d: Digest): TE.TaskEither<VolumeError, Readable> =>
@@ -203,25 +375,24 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
   const del = (d: Digest): TE.TaskEither<VolumeError, void> =>
     pipe(
       TE.fromTask(() => uploader.forget(d)), // a running upload would bring it back
-      TE.tap(() => TE.fromIO(() => known.removed(d))),
       TE.flatMap(() => cache.remove(d)),
       TE.flatMap((wasCached) =>
         pipe(
-          s3(d)(store.stat(keyOf(d))),
-          TE.flatMap((info) =>
-            info === undefined
-              ? wasCached
-                ? TE.right(undefined)
-                : TE.left<VolumeError, void>({ _tag: 'BlobNotFound', op: 'delete', key: d })
-              : s3(d)(store.remove(keyOf(d))),
-          ),
+          ensureSynced(),
+          TE.flatMap(() => TE.tryCatch(() => index.remove(d), caught('delete', d))),
+          TE.flatMap((indexed) => {
+            if (indexed) uploader.kick(); // its pack shrinks: rewrite, repack or remove it
+            return indexed || wasCached ? TE.right(undefined) : TE.left<VolumeError, void>({ _tag: 'BlobNotFound', op: 'delete', key: d });
+          }),
         ),
       ),
     );
 
+  // The cache first; then the index in pack order, skipping packs the store no longer holds
+  // (a blob whose pack is gone is not on this volume, whatever the index says).
   const list = (visit: (d: Digest) => void | Promise<void>): TE.TaskEither<VolumeError, number> => {
-    // The cache's own index first; the store's listing then skips what was visited.
     const seen = new Set<Digest>();
+    const packs = new Set<PackId>();
     return pipe(
       TE.tryCatch(
         async () => {
@@ -229,23 +400,31 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
             seen.add(d);
             await visit(d);
           }
-          return seen.size;
         },
-        (e): VolumeError => ({ _tag: 'VolumeIOError', op: 'list', cause: e }),
+        caught('list'),
       ),
-      TE.flatMap((fromCache) => {
-        let fromStore = 0;
-        return pipe(
-          store.list(itemsPrefix, async (o) => {
-            const d = digestOfKey(itemsPrefix, o.key);
-            if (d === undefined || seen.has(d)) return;
-            fromStore++;
-            await visit(d);
+      TE.flatMap(() => ensureSynced()),
+      TE.flatMap(() =>
+        pipe(
+          store.list(packsPrefix(c.prefix), (o) => {
+            const id = packIdOfKey(c.prefix, o.key);
+            if (id !== undefined) packs.add(id);
           }),
           TE.mapLeft((e): VolumeError => (e._tag === 'ObjectNotFound' ? { ...e, _tag: 'VolumeIOError', cause: e.cause } : e)),
-          TE.map(() => fromCache + fromStore),
-        );
-      }),
+        ),
+      ),
+      TE.flatMap(() =>
+        TE.tryCatch(
+          () =>
+            index.forEachLive(async (loc) => {
+              if (seen.has(loc.digest) || !packs.has(loc.pack)) return;
+              seen.add(loc.digest);
+              await visit(loc.digest);
+            }),
+          caught('list'),
+        ),
+      ),
+      TE.map(() => seen.size),
     );
   };
 
@@ -253,7 +432,7 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
     name: `s3:${c.bucket}/${c.prefix}`,
     supports: { durable: true, remote: true },
     put,
-    putFile: putFileThroughStream(put),
+    putFile,
     has,
     get,
     stat,
@@ -264,10 +443,41 @@ const assemble = (c: S3VolumeConfig, store: ObjectStore, cache: BlobCache): S3Vo
       pipe(
         TE.fromTask(() => uploader.close()),
         TE.flatMap(() => cache.flush()),
+        TE.flatMap(() =>
+          TE.tryCatch(
+            async () => {
+              await reader.close();
+              await index.close();
+            },
+            caught('close'),
+          ),
+        ),
       ),
     drain: (options) => uploader.drain(options?.timeoutMs),
     pending: () => ({ blobs: cache.count(), bytes: cache.bytes() }),
     status: () => uploader.status(),
     onStatus: (l) => uploader.onStatus(l),
+    locate: (d) =>
+      pipe(
+        locate(d),
+        TE.map((loc) => loc && { key: packKey(c.prefix, loc.pack), offset: loc.offset, length: loc.length }),
+      ),
   };
 };
+
+/** The whole body of a (small) object. */
+const readObject = (store: ObjectStore, key: string): TE.TaskEither<VolumeError, Buffer> =>
+  pipe(
+    store.get(key),
+    TE.mapLeft((e): VolumeError => (e._tag === 'ObjectNotFound' ? { _tag: 'VolumeIOError', op: 'loadIndex', key, cause: e.cause } : { ...e, key })),
+    TE.flatMap((body) =>
+      TE.tryCatch(
+        async () => {
+          const chunks: Buffer[] = [];
+          for await (const chunk of body) chunks.push(chunk as Buffer);
+          return Buffer.concat(chunks);
+        },
+        (e): VolumeError => ({ _tag: 'VolumeIOError', op: 'loadIndex', key, cause: e }),
+      ),
+    ),
+  );

@@ -1,11 +1,14 @@
-import * as TE from 'fp-ts/TaskEither';
-import * as T from 'fp-ts/Task';
+import { Readable, type Transform } from 'node:stream';
 import * as E from 'fp-ts/Either';
+import * as T from 'fp-ts/Task';
+import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Digest, VolumeError } from '@zxbackup/volume-contract';
-import type { BlobCache } from './cache';
-import { toVolumeError } from './errors';
-import type { ObjectInfo, ObjectStore } from './object-store';
+import { SMALL_BLOB_BYTES, type BlobCache } from './cache';
+import type { S3Error } from './errors';
+import type { ObjectStore } from './object-store';
+import { encodeIndexObject, indexKey, newPackId, packKey, type PackEntry, type PackId } from './pack-format';
+import type { PackIndex } from './pack-index';
 
 /** What the volume reports about its background uploads (wire it to notifications). */
 export interface UploadStatus {
@@ -24,59 +27,85 @@ export interface RetrySettings {
 }
 
 export interface UploaderDeps {
+  /** Where packs go (each blob in a pack is sealed already when the volume is encrypted). */
   readonly store: ObjectStore;
+  /** Where index objects go: `store`, or `store` encrypting whole objects. */
+  readonly sealedStore: ObjectStore;
   readonly cache: BlobCache;
-  readonly keyOf: (digest: Digest) => string;
+  readonly index: PackIndex;
+  readonly prefix: string;
+  /** A fresh encrypting transform per blob, when the volume is encrypted. */
+  readonly seal?: () => Transform;
+  /** Stored bytes of a blob of `plain` bytes (sealing adds a header and tags). */
+  readonly sealedLength: (plain: number) => number;
+  /** A pack is closed once it holds this many bytes; a blob of half as many or more has a pack of its own. */
+  readonly packSize: number;
+  /** A pack not full yet is uploaded after this long without a new blob (or at once on `drain`). */
+  readonly idleMs: number;
+  /** Packs uploading at once. */
   readonly concurrency: number;
   /**
-   * Bytes the running uploads may hold in memory (a single PUT buffers its body; a multipart
+   * Bytes the running uploads may hold in memory (a single PUT buffers its pack; a multipart
    * upload one part): no upload starts beyond it, except one when none runs.
    */
   readonly maxBufferedBytes: number;
-  /** Objects larger than this upload in parts of this size. */
   readonly partSize: number;
   readonly retry: RetrySettings;
-  /** The store confirmed it holds the blob; called before the blob leaves the cache. */
-  readonly onConfirmed?: (digest: Digest) => void;
+  /** Loads the bucket's index into the local one when it is not there yet. */
+  readonly ensureSynced: () => TE.TaskEither<VolumeError, void>;
+  /** Work to do when nothing waits for upload (compaction); true when it did some and wants another turn. */
+  readonly maintain: () => TE.TaskEither<VolumeError, boolean>;
 }
 
 export interface Uploader {
-  /** Queues a cached blob (no-op if already queued or uploading) and starts uploading if allowed. */
-  enqueue(digest: Digest): void;
+  /** Queues a cached blob (no-op if already queued or uploading). `move`: upload it although the index has it (a repack). */
+  enqueue(digest: Digest, options?: { readonly move?: boolean }): void;
   /** Stops a blob's upload from starting and waits for a running one to settle (before a delete). */
   forget(digest: Digest): Promise<void>;
+  /** Asks for a maintenance turn (blobs were deleted). */
+  kick(): void;
   /** Waits until nothing is pending; fails with the first blob quarantined meanwhile, or on timeout. */
   drain(timeoutMs?: number): TE.TaskEither<VolumeError, void>;
   status(): UploadStatus;
   onStatus(listener: (s: UploadStatus) => void): () => void;
-  /** A store failure seen outside the uploader (e.g. the put-path lookup), for the status. */
+  /** A store failure seen outside the uploader (e.g. a put-path lookup), for the status. */
   observe(e: VolumeError): void;
   /** Stops starting uploads and waits for the running ones. Pending blobs stay in the cache. */
   close(): Promise<void>;
 }
 
-/** The store holds exactly these bytes: same size, and the digest we recorded at upload. */
-export const isVerified = (info: ObjectInfo | undefined, digest: Digest, size: number): boolean =>
-  info !== undefined && info.size === size && info.metadata['sha256'] === digest;
+const storeFailure = (e: S3Error, key: string): VolumeError =>
+  e._tag === 'ObjectNotFound' ? { _tag: 'VolumeIOError', op: e.op, key, cause: e.cause } : { ...e, key };
 
-/** gone: the blob left the cache (a delete) or was replaced meanwhile; nothing was done. */
-type Outcome = 'uploaded' | 'corrupt' | 'gone';
+const run = async <A>(te: TE.TaskEither<VolumeError, A>): Promise<A> => {
+  const r = await te();
+  if (E.isLeft(r)) throw r.left;
+  return r.right;
+};
+const asVolumeError = (e: unknown, op: string, key?: string): VolumeError =>
+  typeof e === 'object' && e !== null && '_tag' in e
+    ? (e as VolumeError)
+    : { _tag: 'VolumeIOError', op, ...(key === undefined ? {} : { key }), cause: e };
 
 /**
- * Uploads cached blobs in the background, `concurrency` at a time, oldest first. After any
- * failure all uploads pause for a back-off that doubles per consecutive failure up to
- * `maxDelayMs` and resets on success; the uploader never gives up. A blob leaves the cache
- * only once the store confirmed it: `ObjectStore.put` resolves only when the store holds
- * exactly the bytes sent (one request per blob), or a `stat` shows it holds the right size and
- * digest. A blob this process wrote was looked up in the store by the volume's `put` already,
- * so it is uploaded at once; one found in the cache at start is looked up first (a crash may
- * have come between its upload and its removal from the cache).
+ * Uploads cached blobs in the background as packs, `concurrency` packs at a time, oldest blobs
+ * first. A pack is recorded as pending in the local index before its upload starts; the pack
+ * object goes up, then its index object, each confirmed by the store (`ObjectStore.put`
+ * resolves only once the store holds exactly the bytes sent); then the local index records
+ * it (synced to disk) and only then do its blobs leave the cache. A crash anywhere leaves
+ * either the blob in the cache or its location recorded: the pending record tells the next
+ * run whether the pack made it (its index object exists) or must be removed.
+ *
+ * After any failure all uploads pause for a back-off that doubles per consecutive failure up
+ * to `maxDelayMs` and resets on success; the uploader never gives up.
  */
 export const makeUploader = (deps: UploaderDeps): Uploader => {
-  const { store, cache, keyOf } = deps;
-  const queue = new Set<Digest>(); // insertion order = upload order
-  const inFlight = new Map<Digest, Promise<void>>();
-  const buffered = new Map<Digest, number>(); // bytes each running upload may hold in memory
+  const { store, sealedStore, cache, index } = deps;
+  const queue = new Map<Digest, number>(); // insertion order = upload order; value: bytes
+  let queuedBytes = 0;
+  const moving = new Set<Digest>();
+  const inFlight = new Map<PackId, { readonly digests: readonly Digest[]; readonly done: Promise<void>; readonly cost: number }>();
+  const packOf = new Map<Digest, PackId>();
   let bufferedBytes = 0;
   const listeners = new Set<(s: UploadStatus) => void>();
   const idleWaiters = new Set<() => void>();
@@ -86,7 +115,14 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
   let failures = 0;
   let backoffUntil = 0;
   let timer: NodeJS.Timeout | undefined;
+  let timerAt = 0;
   let closed = false;
+  // Synced with the bucket and pending packs resolved; false again after a failed upload.
+  let prepared = false;
+  let preparing = false;
+  let maintenanceWanted = true; // an earlier run may have left dirty packs
+  let maintaining = false;
+  let lastActivity = 0;
 
   const status = (): UploadStatus => ({
     state,
@@ -98,128 +134,248 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
     const s = status();
     for (const l of listeners) l(s);
   };
-  const idle = (): boolean => queue.size === 0 && inFlight.size === 0;
+  const idle = (): boolean => queue.size === 0 && inFlight.size === 0 && !maintaining && !preparing && !(maintenanceWanted && prepared);
 
-  const uploadOne = (d: Digest): TE.TaskEither<VolumeError, Outcome> => {
-    const entry = cache.entry(d);
-    if (entry === undefined) return TE.right('gone');
-    const key = keyOf(d);
-    const s3 = <A>(te: TE.TaskEither<Parameters<typeof toVolumeError>[0], A>): TE.TaskEither<VolumeError, A> =>
-      pipe(te, TE.mapLeft((e) => toVolumeError(e, d)));
-    const verifyLocal: TE.TaskEither<VolumeError, boolean> = entry.trusted
-      ? TE.right(true)
-      : pipe(
-          cache.hash(d),
-          TE.map((h) => h.digest === d && h.size === entry.size),
-        );
-    const upload: TE.TaskEither<VolumeError, Outcome> = pipe(
-      verifyLocal,
-      TE.flatMap((ok) =>
-        !ok
-          ? TE.right<VolumeError, Outcome>('corrupt')
-          : pipe(
-              cache.open(d),
-              TE.flatMap((body) =>
-                body === undefined
-                  ? cache.entry(d) === undefined
-                    ? TE.right<VolumeError, Outcome>('gone')
-                    : TE.left<VolumeError, Outcome>({
-                        _tag: 'VolumeIOError',
-                        op: 'upload',
-                        key: d,
-                        cause: new Error('the cached file is missing'),
-                      })
-                  : // A failed upload, or one of 0 bytes, may not have read the body: release the file.
-                    pipe(
-                      s3(() => store.put(key, body, entry.size, { sha256: d })().finally(() => body.destroy())),
-                      TE.as<Outcome>('uploaded'),
-                    ),
-              ),
-            ),
-      ),
-    );
-    const alreadyThere: TE.TaskEither<VolumeError, boolean> = entry.trusted
-      ? TE.right(false)
-      : pipe(
-          s3(store.stat(key)),
-          TE.map((info) => isVerified(info, d, entry.size)),
-        );
-    return pipe(
-      alreadyThere,
-      TE.flatMap((there) => (there ? TE.right<VolumeError, Outcome>('uploaded') : upload)),
-      TE.flatMap(
-        (outcome): TE.TaskEither<VolumeError, Outcome> =>
-          outcome === 'corrupt'
-            ? pipe(
-                cache.quarantine(d),
-                // A put replaced the damaged copy with a fresh one meanwhile: upload that instead.
-                TE.map((moved): Outcome => (moved ? 'corrupt' : 'gone')),
-              )
-            : outcome === 'uploaded'
-              ? pipe(
-                  TE.fromIO(() => deps.onConfirmed?.(d)),
-                  TE.flatMap(() => cache.remove(d)),
-                  TE.as(outcome),
-                )
-              : TE.right(outcome),
-      ),
-    );
+  const wakeAt = (at: number): void => {
+    if (timer !== undefined && timerAt <= at) return;
+    if (timer !== undefined) clearTimeout(timer);
+    timerAt = at;
+    timer = setTimeout(() => {
+      timer = undefined;
+      pump();
+    }, Math.max(0, at - Date.now()));
+    timer.unref(); // pending blobs are safe in the cache; a later run uploads them
   };
 
-  const settle = (d: Digest, result: E.Either<VolumeError, Outcome>): void => {
-    inFlight.delete(d);
-    bufferedBytes -= buffered.get(d) ?? 0;
-    buffered.delete(d);
-    if (E.isRight(result) && result.right === 'gone') {
-      if (cache.entry(d) !== undefined) queue.add(d); // replaced by a fresh copy: upload that one
-    } else if (E.isRight(result)) {
-      failures = 0;
-      backoffUntil = 0;
-      state = 'ok';
-      if (result.right === 'corrupt') {
-        quarantined.push(d);
-        lastError = {
-          _tag: 'BlobCorrupt',
-          op: 'upload',
-          key: d,
-          cause: new Error(`the cached copy does not match its digest; moved to ${cache.dir}/corrupt`),
-        };
+  const succeeded = (): void => {
+    failures = 0;
+    backoffUntil = 0;
+    state = 'ok';
+  };
+  const failed = (e: VolumeError): void => {
+    failures++;
+    backoffUntil = Date.now() + Math.min(deps.retry.maxDelayMs, deps.retry.initialDelayMs * 2 ** (failures - 1));
+    state = e._tag === 'VolumeUnavailable' ? 'unreachable' : 'degraded';
+    lastError = e;
+  };
+
+  // A pack whose upload started in an earlier attempt (or run) and was not recorded: if its
+  // index object is in the store, it made it; otherwise its pack object is removed.
+  const resolvePending = async (): Promise<void> => {
+    for (const p of await index.pending()) {
+      if (inFlight.has(p.id)) continue;
+      const info = await run(pipe(sealedStore.stat(indexKey(deps.prefix, p.id)), TE.mapLeft((e) => storeFailure(e, indexKey(deps.prefix, p.id)))));
+      if (info !== undefined) {
+        await index.addPack(p.id, p.size, info.lastModified?.getTime() ?? Date.now(), p.entries);
+        for (const e of p.entries) {
+          if (moving.has(e.digest) || packOf.has(e.digest)) continue;
+          queuedBytes -= queue.get(e.digest) ?? 0;
+          queue.delete(e.digest);
+          await run(cache.remove(e.digest));
+        }
+      } else {
+        await run(pipe(store.remove(packKey(deps.prefix, p.id)), TE.mapLeft((e) => storeFailure(e, packKey(deps.prefix, p.id)))));
+        await index.clearPending(p.id);
       }
-    } else {
-      failures++;
-      backoffUntil = Date.now() + Math.min(deps.retry.maxDelayMs, deps.retry.initialDelayMs * 2 ** (failures - 1));
-      state = result.left._tag === 'VolumeUnavailable' ? 'unreachable' : 'degraded';
-      lastError = result.left;
-      if (cache.entry(d) !== undefined) queue.add(d); // to the back: one bad blob does not block the rest
+    }
+  };
+
+  const prepare = (): void => {
+    preparing = true;
+    void (async () => {
+      try {
+        await run(deps.ensureSynced());
+        await resolvePending();
+        prepared = true;
+      } catch (e) {
+        failed(asVolumeError(e, 'upload'));
+      } finally {
+        preparing = false;
+        emit();
+        pump();
+      }
+    })();
+  };
+
+  /** The stored bytes of a pack: its blobs from the cache, each sealed when encrypting. */
+  const packBody = (entries: readonly PackEntry[]): Readable =>
+    Readable.from(
+      (async function* () {
+        for (const e of entries) {
+          if (e.size <= SMALL_BLOB_BYTES) {
+            const bytes = cache.read(e.digest);
+            if (E.isLeft(bytes)) throw bytes.left;
+            if (bytes.right === undefined) throw new Error(`the cached copy of ${e.digest} is missing`);
+            if (deps.seal === undefined) yield bytes.right;
+            else {
+              const sealing = deps.seal();
+              sealing.end(bytes.right);
+              for await (const chunk of sealing) yield chunk as Buffer;
+            }
+            continue;
+          }
+          const body = await run(cache.open(e.digest));
+          if (body === undefined) throw new Error(`the cached copy of ${e.digest} is missing`);
+          const stored = deps.seal === undefined ? body : body.pipe(deps.seal());
+          if (stored !== body) body.once('error', (err) => stored.destroy(err));
+          try {
+            for await (const chunk of stored) yield chunk as Buffer;
+          } finally {
+            body.destroy();
+          }
+        }
+      })(),
+      { objectMode: false },
+    );
+
+  /** Uploads one pack; resolves with what happened, never rejects. */
+  const uploadPack = async (id: PackId, digests: readonly Digest[]): Promise<E.Either<VolumeError, void>> => {
+    try {
+      const blobs: Array<{ digest: Digest; size: number }> = [];
+      for (const d of digests) {
+        const entry = cache.entry(d);
+        if (entry === undefined) continue; // deleted meanwhile
+        if (!moving.has(d) && (await index.locate(d)) !== undefined) {
+          // Already in the store (found in the cache at start, after a crash that came
+          // between recording a pack and emptying the cache).
+          await run(cache.remove(d));
+          continue;
+        }
+        if (!entry.trusted) {
+          const h = await run(cache.hash(d));
+          if (h.digest !== d || h.size !== entry.size) {
+            if (await run(cache.quarantine(d))) {
+              quarantined.push(d);
+              lastError = {
+                _tag: 'BlobCorrupt',
+                op: 'upload',
+                key: d,
+                cause: new Error(`the cached copy does not match its digest; moved to ${cache.dir}/corrupt`),
+              };
+            }
+            continue;
+          }
+        }
+        blobs.push({ digest: d, size: entry.size });
+      }
+      if (blobs.length === 0) return E.right(undefined);
+      let offset = 0;
+      const entries: PackEntry[] = blobs.map((b) => {
+        const length = deps.sealedLength(b.size);
+        const e = { digest: b.digest, offset, length, size: b.size };
+        offset += length;
+        return e;
+      });
+      const size = offset;
+      await index.setPending({ id, size, entries });
+      const pk = packKey(deps.prefix, id);
+      await run(pipe(store.put(pk, packBody(entries), size, {}), TE.mapLeft((e) => storeFailure(e, pk))));
+      const at = Date.now();
+      const ik = indexKey(deps.prefix, id);
+      const description = encodeIndexObject(id, size, at, entries);
+      await run(pipe(sealedStore.put(ik, Readable.from([description]), description.length, {}), TE.mapLeft((e) => storeFailure(e, ik))));
+      await index.addPack(id, size, at, entries);
+      for (const e of entries) {
+        moving.delete(e.digest);
+        await run(cache.remove(e.digest));
+      }
+      return E.right(undefined);
+    } catch (e) {
+      return E.left(asVolumeError(e, 'upload', packKey(deps.prefix, id)));
+    }
+  };
+
+  const settle = (id: PackId, result: E.Either<VolumeError, void>): void => {
+    const flight = inFlight.get(id);
+    inFlight.delete(id);
+    bufferedBytes -= flight?.cost ?? 0;
+    for (const d of flight?.digests ?? []) if (packOf.get(d) === id) packOf.delete(d);
+    if (E.isRight(result)) succeeded();
+    else {
+      failed(result.left);
+      prepared = false; // the pack may be half there: resolve it before the next one
+      // To the back of the queue: one bad blob does not block the rest.
+      for (const d of flight?.digests ?? []) {
+        const entry = cache.entry(d);
+        if (entry !== undefined && !queue.has(d)) {
+          queue.set(d, entry.size);
+          queuedBytes += entry.size;
+        }
+      }
     }
     emit();
     pump();
   };
 
+  // The next pack from the front of the queue, or undefined when memory forbids one now.
+  const takePack = (): Digest[] | undefined => {
+    const digests: Digest[] = [];
+    let bytes = 0;
+    for (const [d, size] of queue) {
+      const solo = size >= deps.packSize / 2;
+      if (solo && digests.length > 0) break; // keeps the order: it goes alone, next
+      digests.push(d);
+      bytes += deps.sealedLength(size);
+      if (solo || bytes >= deps.packSize) break;
+    }
+    const cost = Math.min(bytes, deps.partSize);
+    if (inFlight.size > 0 && bufferedBytes + cost > deps.maxBufferedBytes) return undefined;
+    const id = newPackId();
+    for (const d of digests) {
+      queuedBytes -= queue.get(d) ?? 0;
+      queue.delete(d);
+      packOf.set(d, id);
+    }
+    bufferedBytes += cost;
+    const done = uploadPack(id, digests).then((r) => settle(id, r));
+    inFlight.set(id, { digests, done, cost });
+    return digests;
+  };
+
+  const maintain = (): void => {
+    maintaining = true;
+    void (async () => {
+      try {
+        maintenanceWanted = await run(deps.maintain());
+        succeeded();
+      } catch (e) {
+        failed(asVolumeError(e, 'compact'));
+      } finally {
+        maintaining = false;
+        emit();
+        pump();
+      }
+    })();
+  };
+
   const pump = (): void => {
     if (closed) return;
-    const wait = backoffUntil - Date.now();
-    if (wait > 0) {
-      if (timer === undefined && queue.size > 0) {
-        timer = setTimeout(() => {
-          timer = undefined;
-          pump();
-        }, wait);
-        timer.unref(); // pending blobs are safe in the cache; a later run uploads them
-      }
+    const now = Date.now();
+    if (backoffUntil > now) {
+      if (queue.size > 0 || maintenanceWanted || !prepared) wakeAt(backoffUntil);
+    } else if (!prepared) {
+      if (!preparing && (queue.size > 0 || maintenanceWanted)) prepare();
     } else {
+      // A pack is started when full, or when no blob came for `idleMs`, or someone waits; not
+      // during a maintenance turn, which may be restaging more blobs for the same pack.
+      const quiet = !maintaining && (now - lastActivity >= deps.idleMs || idleWaiters.size > 0);
       while (inFlight.size < deps.concurrency && queue.size > 0) {
-        const d = queue.values().next().value as Digest;
-        const cost = Math.min(cache.entry(d)?.size ?? 0, deps.partSize);
-        if (inFlight.size > 0 && bufferedBytes + cost > deps.maxBufferedBytes) break; // keeps the order
-        queue.delete(d);
-        buffered.set(d, cost);
-        bufferedBytes += cost;
-        const run = uploadOne(d)().then((r) => settle(d, r));
-        inFlight.set(d, run);
+        if (queuedBytes < deps.packSize && !quiet && !hasSolo()) {
+          if (!maintaining) wakeAt(lastActivity + deps.idleMs); // the turn's end pumps again
+          break;
+        }
+        if (takePack() === undefined) break;
+      }
+      if (queue.size === 0 && inFlight.size === 0 && maintenanceWanted && !maintaining) {
+        if (quiet) maintain();
+        else wakeAt(lastActivity + deps.idleMs);
       }
     }
     if (idle()) for (const w of [...idleWaiters]) w();
+  };
+  const hasSolo = (): boolean => {
+    const first = queue.values().next();
+    return first.done !== true && first.value >= deps.packSize / 2;
   };
 
   const drain = (timeoutMs?: number): TE.TaskEither<VolumeError, void> => () =>
@@ -258,14 +414,28 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
     });
 
   return {
-    enqueue: (d) => {
-      if (!inFlight.has(d)) queue.add(d);
+    enqueue: (d, options) => {
+      lastActivity = Date.now();
+      if (options?.move === true) moving.add(d);
+      if (!packOf.has(d) && !queue.has(d)) {
+        const size = cache.entry(d)?.size ?? 0;
+        queue.set(d, size);
+        queuedBytes += size;
+      }
       emit();
       pump();
     },
     forget: async (d) => {
+      queuedBytes -= queue.get(d) ?? 0;
       queue.delete(d);
-      await inFlight.get(d);
+      moving.delete(d);
+      const id = packOf.get(d);
+      if (id !== undefined) await inFlight.get(id)?.done;
+    },
+    kick: () => {
+      lastActivity = Date.now();
+      maintenanceWanted = true;
+      pump();
     },
     drain,
     status,
@@ -284,7 +454,9 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       closed = true;
       if (timer !== undefined) clearTimeout(timer);
       timer = undefined;
-      await T.sequenceArray([...inFlight.values()].map((p) => () => p))();
+      await T.sequenceArray([...inFlight.values()].map((f) => () => f.done))();
+      // A maintenance or preparation turn in progress finishes on its own; wait for it.
+      while (maintaining || preparing) await new Promise((r) => setTimeout(r, 5));
     },
   };
 };
