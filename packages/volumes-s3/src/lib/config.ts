@@ -64,6 +64,8 @@ export const S3VolumeConfig = t.intersection([
     uploadConcurrency: t.number,
     /** Bytes per pack (default 8 MiB; at least 16 KiB). A blob of half as many or more gets a pack of its own. */
     packSize: t.number,
+    /** Disk the read cache of whole packs may use (default 256 MiB). */
+    readCacheBytes: t.number,
     retry: RetryPolicy,
     /** An upload that takes longer is abandoned and retried (default 10 min + 1 s per MiB). */
     uploadTimeoutMs: t.number,
@@ -92,7 +94,7 @@ const describeErrors = (errors: t.Errors): string =>
 
 const checkRanges = <C extends S3StoreConfig>(c: C): E.Either<VolumeError, C> => {
   const numbers: Record<string, unknown> = { ...c, ...(c as Partial<S3VolumeConfig>).retry };
-  const fractional = ['port', 'partSize', 'packSize', 'uploadConcurrency', 'uploadTimeoutMs', 'initialDelayMs', 'maxDelayMs'].filter(
+  const fractional = ['port', 'partSize', 'packSize', 'readCacheBytes', 'uploadConcurrency', 'uploadTimeoutMs', 'initialDelayMs', 'maxDelayMs'].filter(
     (k) => typeof numbers[k] === 'number' && !(Number.isSafeInteger(numbers[k]) && (numbers[k] as number) >= 0),
   );
   if (fractional.length > 0) return E.left(invalid(`not a non-negative integer: ${fractional.join(', ')}`));

@@ -39,6 +39,12 @@ export interface PackIndex {
   synced(): boolean;
   markSynced(): Promise<void>;
   locate(d: Digest): Promise<BlobLocation | undefined>;
+  /**
+   * False when the index certainly does not hold `d`, known without reading the database: on
+   * an index that was empty when opened (an initial SmartScan), every digest is one this
+   * process added, remembered up to `RECORDED_CAP`. True means "ask `locate`".
+   */
+  mayHold(d: Digest): boolean;
   packInfo(id: PackId): Promise<PackInfo | undefined>;
   /** Records a confirmed pack; a blob already in another pack moves here (the other loses it). */
   addPack(id: PackId, size: number, uploadedAt: number, entries: readonly PackEntry[]): Promise<void>;
@@ -83,6 +89,9 @@ const decodeEntry = (digest: Digest, v: string): PackEntry => {
 
 const indexError = (op: string, cause: unknown): VolumeError => ({ _tag: 'VolumeIOError', op, cause });
 
+/** Digests remembered for `mayHold` (~120 bytes each); past it, every lookup reads the database. */
+const RECORDED_CAP = 250_000;
+
 /**
  * Opens (creating) the index in `dir`. `identity` names the bucket and prefix: an index left by
  * another volume (a cache directory reused after a migration) is wiped and rebuilt.
@@ -102,11 +111,20 @@ export const openPackIndex = (dir: string, identity: string): TE.TaskEither<Volu
       db = await open();
     }
     if (owner !== identity) await db.put(`${META}identity`, identity, { sync: true });
-    return makePackIndex(db, (await db.get(`${META}synced`)) === '1');
+    let empty = true;
+    for await (const _ of db.keys({ gt: BLOB, lt: `${BLOB}${END}`, limit: 1 })) empty = false;
+    return makePackIndex(db, (await db.get(`${META}synced`)) === '1', empty);
   }, (e) => indexError('openPackIndex', e));
 
-const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean): PackIndex => {
+const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emptyAtOpen: boolean): PackIndex => {
   let synced = wasSynced;
+  // Every digest the index holds, while it started empty and holds few enough (see `mayHold`).
+  let recorded: Set<Digest> | undefined = emptyAtOpen ? new Set() : undefined;
+  const remember = (d: Digest): void => {
+    if (recorded === undefined) return;
+    if (recorded.size >= RECORDED_CAP) recorded = undefined;
+    else recorded.add(d);
+  };
   // Read-modify-writes of pack counters run one at a time.
   let tail: Promise<unknown> = Promise.resolve();
   const serial = <A>(f: () => Promise<A>): Promise<A> => {
@@ -156,6 +174,7 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean): Pa
       const v = await db.get(`${BLOB}${d}`);
       return v === undefined ? undefined : decodeLocation(d, v);
     },
+    mayHold: (d) => recorded === undefined || recorded.has(d),
     packInfo: getInfo,
     addPack: (id, size, uploadedAt, entries) =>
       serial(async () => {
@@ -185,6 +204,7 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean): Pa
         batch.put(`${PACK}${id}`, JSON.stringify(info));
         batch.del(`${PENDING}${id}`);
         await batch.write({ sync: true });
+        for (const e of entries) remember(e.digest);
       }),
     remove: (d) =>
       serial(async () => {

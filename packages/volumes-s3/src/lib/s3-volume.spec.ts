@@ -2,7 +2,7 @@ import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import type { Readable } from 'node:stream';
 import * as path from 'node:path';
-import { digestShard, VolumeStreamError, type Digest } from '@zxbackup/volume-contract';
+import { VolumeStreamError, type Digest } from '@zxbackup/volume-contract';
 import { pipe } from 'fp-ts/function';
 import * as TE from 'fp-ts/TaskEither';
 import {
@@ -19,6 +19,7 @@ import type { S3VolumeConfig } from './config';
 import type { S3Error } from './errors';
 import { decryptStream, encryptedSize, keyFromBytes, type EncryptionKey } from './encryption';
 import { makeMemoryObjectStore, unavailable, type MemoryObjectStore } from './memory-object-store';
+import { recordHeader } from './cache';
 import { makeS3VolumeWith, type S3Volume, type S3VolumeStatus } from './s3-volume';
 
 const baseConfig = (cacheDir: string): S3VolumeConfig => ({
@@ -67,11 +68,25 @@ const VARIANTS: ReadonlyArray<Variant> = [
   { name: 'plain', key: undefined, open: async (b) => b },
   { name: 'encrypted', key: KEY, open: async (b) => (b === undefined ? undefined : decrypt(b)) },
 ];
-const cachePath = (dir: string, d: Digest): string => path.join(dir, 'items', digestShard(d), d);
-const exists = (p: string): Promise<boolean> => fsp.access(p).then(
-  () => true,
-  () => false,
-);
+/** Writes a spool file as a crashed run would leave it: `damage` flips a byte, `cut` drops the tail. */
+const writeSpool = async (
+  dir: string,
+  n: number,
+  blobs: ReadonlyArray<{ readonly bytes: Buffer; readonly damage?: boolean }>,
+  cut = 0,
+): Promise<string> => {
+  const parts = blobs.flatMap(({ bytes, damage }) => {
+    const stored = Buffer.from(bytes);
+    if (damage === true) stored[0] = (stored[0] ?? 0) ^ 0xff;
+    return [recordHeader(sha256Hex(bytes), bytes.length), stored];
+  });
+  const all = Buffer.concat(parts);
+  const file = path.join(dir, 'spool', `${String(n).padStart(10, '0')}.spool`);
+  await fsp.mkdir(path.dirname(file), { recursive: true });
+  await fsp.writeFile(file, all.subarray(0, all.length - cut));
+  return file;
+};
+const spoolFiles = async (dir: string): Promise<string[]> => (await fsp.readdir(path.join(dir, 'spool'))).filter((f) => f.endsWith('.spool'));
 const packKeys = (store: MemoryObjectStore): string[] => [...store.objects.keys()].filter((k) => k.startsWith('server1/packs/'));
 const indexKeys = (store: MemoryObjectStore): string[] => [...store.objects.keys()].filter((k) => k.startsWith('server1/index/'));
 
@@ -130,7 +145,7 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     const bytes = mailLikeText(50_000, 1);
     const { digest, stored } = await expectRight(volume.put(streamOf(bytes)));
     expect(stored).toBe(true);
-    expect(await exists(cachePath(dir, digest))).toBe(true);
+    expect(await spoolFiles(dir)).toHaveLength(1);
     expect(volume.pending()).toEqual({ blobs: 1, bytes: bytes.length });
     expect(await expectRight(volume.locate(digest))).toBeUndefined();
     store.fault = () => undefined;
@@ -140,7 +155,7 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     expect((await variant.open(await storedBlob(volume, store, digest)))?.equals(bytes)).toBe(true);
     const description = JSON.parse(String(await variant.open(store.objects.get(indexKeys(store)[0] ?? '')?.bytes))) as { entries: unknown[][] };
     expect(description.entries.map((e) => e[0])).toEqual([digest]);
-    expect(await exists(cachePath(dir, digest))).toBe(false);
+    expect(await spoolFiles(dir)).toEqual([]); // every blob of it uploaded: removed
     expect(volume.pending()).toEqual({ blobs: 0, bytes: 0 });
     expect(volume.status().state).toBe('ok');
     expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
@@ -177,6 +192,25 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     const bodies = await Promise.all(contents.map(async (b) => readAll(await expectRight(volume.get(sha256Hex(b))))));
     bodies.forEach((b, i) => expect(b.equals(contents[i] ?? Buffer.alloc(0))).toBe(true));
     expect(gets()).toBe(1);
+  });
+
+  it('the read cache keeps at most readCacheBytes of packs, and reads on after evicting', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024, readCacheBytes: 160 * 1024 });
+    const contents = Array.from({ length: 60 }, (_, i) => mailLikeText(5000, 800 + i)); // ~300 KB: 4-5 packs
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    expect(packKeys(store).length).toBeGreaterThanOrEqual(4);
+    const cached = async (): Promise<number> => {
+      let n = 0;
+      for (const f of await fsp.readdir(path.join(dir, 'packs'))) n += (await fsp.stat(path.join(dir, 'packs', f))).size;
+      return n;
+    };
+    for (const _round of [1, 2]) // the second round reads packs evicted in the first
+      for (const bytes of contents) {
+        expect((await readAll(await expectRight(volume.get(sha256Hex(bytes))))).equals(bytes)).toBe(true);
+        expect(await cached()).toBeLessThanOrEqual(160 * 1024);
+      }
   });
 
   it('the store holds the plaintext only without encryption; sizes and digests are the plaintext\'s', async () => {
@@ -276,7 +310,7 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     expect(packKeys(store)).toHaveLength(1);
     expect(indexKeys(store)).toHaveLength(1);
     expect(statuses.some((s) => s.state === 'degraded' && s.lastError?._tag === 'VolumeIOError')).toBe(true);
-    expect(await exists(cachePath(dir, digest))).toBe(false);
+    expect(volume.pending().blobs).toBe(0);
     expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
   });
 
@@ -299,17 +333,14 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     await expectRight(volume.drain({ timeoutMs: 5000 }));
     await expectRight(volume.close());
     const b = pseudoRandomBytes(3000, 6);
-    // As after a crash between recording a pack and emptying the cache: a is in both places.
-    for (const bytes of [a, b]) {
-      const p = cachePath(dir, sha256Hex(bytes));
-      await fsp.mkdir(path.dirname(p), { recursive: true });
-      await fsp.writeFile(p, bytes);
-    }
-    await fsp.mkdir(path.join(dir, 'tmp'), { recursive: true });
-    await fsp.writeFile(path.join(dir, 'tmp', 'leftover-of-a-killed-put'), 'partial');
+    // As after a crash between recording a pack and emptying the cache: a is in both places;
+    // and a streamed put killed mid-way left its part file.
+    await writeSpool(dir, 7, [{ bytes: a }, { bytes: b }]);
+    await fsp.writeFile(path.join(dir, 'spool', '0000000008.spool.part'), 'partial');
     const before = store.calls.length;
     volume = await open();
-    expect(await fsp.readdir(path.join(dir, 'tmp'))).toEqual([]);
+    expect(volume.pending().blobs).toBe(2);
+    expect(await fsp.readdir(path.join(dir, 'spool'))).toEqual(['0000000007.spool']);
     await expectRight(volume.drain({ timeoutMs: 5000 }));
     const packPuts = store.calls.slice(before).filter((c) => c.op === 'put' && c.key.includes('/packs/'));
     expect(packPuts).toHaveLength(1);
@@ -317,38 +348,60 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     expect(loc?.key).toBe(packPuts[0]?.key);
     expect(store.objects.get(loc?.key ?? '')?.bytes.length).toBe(loc?.length); // b alone in it
     expect(volume.pending().blobs).toBe(0);
+    expect(await spoolFiles(dir)).toEqual([]);
   });
 
-  it('a cached blob damaged by a crash is quarantined, not uploaded, and drain says so', async () => {
+  it('a record cut short by a crash ends its spool file; the records before it are uploaded', async () => {
     await expectRight(volume.close());
+    const whole = mailLikeText(4000, 9);
+    const torn = mailLikeText(4000, 10);
+    await writeSpool(dir, 0, [{ bytes: whole }, { bytes: torn }], 1000);
+    volume = await open();
+    expect(volume.pending()).toEqual({ blobs: 1, bytes: whole.length });
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    expect((await readAll(await expectRight(volume.get(sha256Hex(whole))))).equals(whole)).toBe(true);
+    expect(await expectRight(volume.has(sha256Hex(torn)))).toBe(false);
+  });
+
+  it('a cached blob damaged on disk is not uploaded, drain says so, and its spool file is kept aside', async () => {
+    await expectRight(volume.close());
+    const good = mailLikeText(3000, 11);
     const bytes = mailLikeText(5000, 7);
     const digest = sha256Hex(bytes);
-    const p = cachePath(dir, digest);
-    await fsp.mkdir(path.dirname(p), { recursive: true });
-    await fsp.writeFile(p, bytes.subarray(0, 1000)); // a short file, as after a power loss
+    await writeSpool(dir, 3, [{ bytes: good }, { bytes, damage: true }]);
     volume = await open();
     const e = await expectLeft(volume.drain({ timeoutMs: 5000 }));
     expect(e._tag).toBe('BlobCorrupt');
     expect(e.key).toBe(digest);
-    expect(packKeys(store)).toEqual([]);
-    expect(await fsp.readdir(path.join(dir, 'corrupt'))).toHaveLength(1);
-    expect(await exists(p)).toBe(false);
-  });
-
-  it('a put replaces an untrusted cached copy, so a crash-damaged file does not shadow good content', async () => {
-    await expectRight(volume.close());
-    store.fault = (op) => (op === 'put' ? unavailable('put') : undefined);
-    const bytes = mailLikeText(5000, 8);
-    const digest = sha256Hex(bytes);
-    const p = cachePath(dir, digest);
-    await fsp.mkdir(path.dirname(p), { recursive: true });
-    await fsp.writeFile(p, bytes.subarray(0, 10));
-    volume = await open();
-    await expectRight(volume.put(streamOf(bytes)));
-    expect((await fsp.readFile(p)).equals(bytes)).toBe(true);
-    store.fault = () => undefined;
+    expect(volume.status().lastError?.key).toBe(digest);
+    expect(await expectRight(volume.has(digest))).toBe(false);
+    expect((await readAll(await expectRight(volume.get(sha256Hex(good))))).equals(good)).toBe(true);
+    expect(await spoolFiles(dir)).toEqual([]);
+    expect(await fsp.readdir(path.join(dir, 'corrupt'))).toEqual([expect.stringMatching(/^0000000003\.spool\./)]);
+    // The same content put again is cached and uploaded afresh.
+    expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(true);
     await expectRight(volume.drain({ timeoutMs: 5000 }));
     expect((await variant.open(await storedBlob(volume, store, digest)))?.equals(bytes)).toBe(true);
+  });
+
+  it('a large blob streams into a spool file of its own, and reads back from it and from its pack', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    store.fault = (op) => (op === 'put' ? unavailable('put') : undefined);
+    const big = pseudoRandomBytes(5 * 1024 * 1024 + 17, 12);
+    const { digest, stored } = await expectRight(volume.put(streamOf(big, 100_000)));
+    expect(stored).toBe(true);
+    expect((await expectRight(volume.put(streamOf(big, 100_000)))).stored).toBe(false);
+    expect(await spoolFiles(dir)).toHaveLength(1);
+    expect((await readAll(await expectRight(volume.get(digest)))).equals(big)).toBe(true);
+    store.fault = () => undefined;
+    await expectRight(volume.drain({ timeoutMs: 10_000 }));
+    expect(await spoolFiles(dir)).toEqual([]);
+    expect((await expectRight(volume.locate(digest)))?.offset).toBe(0);
+    expect((await readAll(await expectRight(volume.get(digest)))).equals(big)).toBe(true);
+    const other = pseudoRandomBytes(5 * 1024 * 1024, 13);
+    expect((await expectLeft(volume.put(streamOf(other, 100_000), { expectedDigest: digest })))._tag).toBe('BlobCorrupt');
+    expect(await fsp.readdir(path.join(dir, 'spool'))).toEqual([]);
   });
 
   it('list visits the union of cache and packs, each digest once, and not the blobs of a pack gone from the store', async () => {
@@ -361,12 +414,9 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     store.fault = (op) => (op === 'put' ? unavailable('put') : undefined);
     const inCache = [mailLikeText(300, 22), mailLikeText(400, 23)];
     for (const bytes of inCache) await expectRight(volume.put(streamOf(bytes)));
-    // A blob in both places (uploaded, then its cache copy restored as after a crash).
-    const both = inStore[0] ?? Buffer.alloc(0);
-    const p = cachePath(dir, sha256Hex(both));
-    await fsp.mkdir(path.dirname(p), { recursive: true });
-    await fsp.writeFile(p, both);
     await expectRight(volume.close());
+    // A blob in both places (uploaded, then its cache copy restored as after a crash).
+    await writeSpool(dir, 50, [{ bytes: inStore[0] ?? Buffer.alloc(0) }]);
     volume = await open();
     // Someone removed the pack of `lost` behind our back; noise next to the packs is not a pack.
     store.objects.delete((await expectRight(volume.locate(sha256Hex(lost))))?.key ?? '');

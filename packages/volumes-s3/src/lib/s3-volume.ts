@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
-import { pipeline, type Readable } from 'node:stream';
+import { Readable, pipeline } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
@@ -93,7 +93,7 @@ export const makeS3VolumeWith = (
         store,
         keyOf: (id) => packKey(c.prefix, id),
         dir: path.join(c.cacheDir, 'packs'),
-        capacityBytes: READ_CACHE_BYTES,
+        capacityBytes: c.readCacheBytes ?? READ_CACHE_BYTES,
         wholePackMax: 2 * (c.packSize ?? DEFAULT_PACK_SIZE),
         storeError: (e, loc) => storeReadFailure(e, loc.digest),
       }),
@@ -189,7 +189,7 @@ const assemble = (
   const locate = (d: Digest): TE.TaskEither<VolumeError, BlobLocation | undefined> =>
     pipe(
       ensureSynced(),
-      TE.flatMap(() => TE.tryCatch(() => index.locate(d), caught('locate', d))),
+      TE.flatMap(() => (index.mayHold(d) ? TE.tryCatch(() => index.locate(d), caught('locate', d)) : TE.right(undefined))),
     );
 
   const readPlain = (loc: BlobLocation): TE.TaskEither<VolumeError, Readable> =>
@@ -246,16 +246,20 @@ const assemble = (
   const restage = (d: Digest): TE.TaskEither<VolumeError, void> =>
     pipe(
       locate(d),
-      TE.flatMap((loc) => (loc === undefined ? TE.right(undefined) : pipe(
-        readPlain(loc),
-        TE.flatMap((body) => cache.stage(body, d)),
-        TE.flatMap((s) => (cache.entry(d)?.trusted === true ? cache.discard(s) : cache.commit(s))),
-        TE.map(() => uploader.enqueue(d, { move: true })),
-      ))),
+      TE.flatMap((loc) =>
+        loc === undefined
+          ? TE.right(undefined)
+          : pipe(
+              readPlain(loc),
+              TE.flatMap((body) => cache.appendStream(body, d)),
+              TE.map(() => uploader.enqueue(d, { move: true })),
+            ),
+      ),
     );
 
   // Blobs a previous run cached but did not upload.
-  for (const [d] of cache.entries()) uploader.enqueue(d);
+  for (const d of cache.entries()) uploader.enqueue(d);
+  uploader.reportDamaged(cache.damaged());
 
   // Is the content in the store already? A failed lookup only means we cache and upload as
   // usual (the upload looks again before it sends anything).
@@ -269,30 +273,67 @@ const assemble = (
       }),
     );
 
-  const put = (content: Readable, options?: PutOptions): TE.TaskEither<VolumeError, PutResult> =>
-    pipe(
-      cache.stage(content, options?.expectedDigest),
-      TE.flatMap((s) => {
-        const cached = cache.entry(s.digest);
-        const result = (stored: boolean): PutResult => ({ digest: s.digest, size: s.size, stored });
-        if (cached?.trusted) return pipe(cache.discard(s), TE.as(result(false)));
-        // An untrusted copy (found at start) may be short after a crash: replace it with this one.
-        if (cached !== undefined) return pipe(cache.commit(s), TE.as(result(false)));
-        return pipe(
-          inStore(s.digest),
-          TE.flatMap((present) =>
-            present
-              ? pipe(cache.discard(s), TE.as(result(false)))
-              : pipe(
-                  cache.commit(s),
-                  TE.tap(() => TE.fromIO(() => uploader.enqueue(s.digest))),
-                  TE.as(result(true)),
-                ),
-          ),
-        );
-      }),
-    );
+  /** Caches hashed bytes unless the cache or the bucket holds them; true when cached now. */
+  const cacheBytes = async (bytes: Buffer, digest: Digest): Promise<E.Either<VolumeError, boolean>> => {
+    if (cache.entry(digest) !== undefined) return E.right(false);
+    const found = await inStore(digest)();
+    if (E.isRight(found) && found.right) return E.right(false);
+    const appended = cache.append(bytes, digest);
+    if (E.isLeft(appended)) return appended;
+    uploader.enqueue(digest);
+    return E.right(true);
+  };
 
+  // Small content is gathered in memory and goes the way of `putFile`; larger content streams
+  // into a spool file of its own.
+  const put = (content: Readable, options?: PutOptions): TE.TaskEither<VolumeError, PutResult> => async () => {
+    const iterator = content[Symbol.asyncIterator]();
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for (;;) {
+        const next = await iterator.next();
+        if (next.done === true) break;
+        const b = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value as Uint8Array);
+        chunks.push(b);
+        size += b.length;
+        if (size > SMALL_BLOB_BYTES) break;
+      }
+    } catch (e) {
+      return E.left({ _tag: 'VolumeIOError', op: 'put', cause: e });
+    }
+    if (size > SMALL_BLOB_BYTES) {
+      const rest = Readable.from((async function* () {
+        yield* chunks;
+        for (;;) {
+          const next = await iterator.next();
+          if (next.done === true) return;
+          yield next.value as Buffer;
+        }
+      })());
+      const cached = await cache.appendStream(rest, options?.expectedDigest)();
+      if (E.isLeft(cached)) return cached;
+      const { digest, added } = cached.right;
+      const result = (stored: boolean): PutResult => ({ digest, size: cached.right.size, stored });
+      if (!added) return E.right(result(false));
+      const found = await inStore(digest)();
+      if (E.isRight(found) && found.right) {
+        cache.remove(digest);
+        return E.right(result(false));
+      }
+      uploader.enqueue(digest);
+      return E.right(result(true));
+    }
+    return putBytes(Buffer.concat(chunks, size), options?.expectedDigest);
+  };
+
+  const putBytes = async (bytes: Buffer, expected: Digest | undefined): Promise<E.Either<VolumeError, PutResult>> => {
+    const digest = createHash('sha256').update(bytes).digest('hex') as Digest;
+    if (expected !== undefined && digest !== expected)
+      return E.left({ _tag: 'BlobCorrupt', op: 'put', key: expected, cause: new Error(`content hashes to ${digest}`) });
+    const stored = await cacheBytes(bytes, digest);
+    return E.isLeft(stored) ? stored : E.right({ digest, size: bytes.length, stored: stored.right });
+  };
   // A small file is read whole, hashed, and written to the cache only when neither the cache
   // nor the bucket has its content (an incremental scan writes nothing for known mail).
   const putFile = (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> => async () => {
@@ -308,25 +349,8 @@ const assemble = (
       return E.left(sourceUnreadable(file, e));
     }
     if (bytes === undefined) return putFileThroughStream(put)(file, options)();
-    const digest = createHash('sha256').update(bytes).digest('hex') as Digest;
-    if (options.expectedDigest !== undefined && digest !== options.expectedDigest)
-      return E.left({ _tag: 'BlobCorrupt', op: 'put', key: options.expectedDigest, cause: new Error(`content hashes to ${digest}`) });
     const head = Buffer.from(bytes.subarray(0, options.headBytes ?? 0));
-    const result = (stored: boolean): PutFileResult => ({ digest, size: bytes.length, stored, head });
-    const cached = cache.entry(digest);
-    if (cached?.trusted) return E.right(result(false));
-    if (cached === undefined) {
-      const found = await inStore(digest)();
-      if (E.isRight(found) && found.right) return E.right(result(false));
-    }
-    const staged = cache.stageBytes(bytes, digest);
-    if (E.isLeft(staged)) return staged;
-    const committed = await cache.commit(staged.right)();
-    if (E.isLeft(committed)) return committed;
-    // An untrusted copy (found at start) was replaced: it is queued already.
-    if (cached !== undefined) return E.right(result(false));
-    uploader.enqueue(digest);
-    return E.right(result(true));
+    return E.map((r: PutResult): PutFileResult => ({ ...r, head }))(await putBytes(bytes, options.expectedDigest));
   };
 
   const has = (d: Digest): TE.TaskEither<VolumeError, boolean> =>
@@ -375,7 +399,7 @@ const assemble = (
   const del = (d: Digest): TE.TaskEither<VolumeError, void> =>
     pipe(
       TE.fromTask(() => uploader.forget(d)), // a running upload would bring it back
-      TE.flatMap(() => cache.remove(d)),
+      TE.map(() => cache.remove(d)),
       TE.flatMap((wasCached) =>
         pipe(
           ensureSynced(),
@@ -393,10 +417,11 @@ const assemble = (
   const list = (visit: (d: Digest) => void | Promise<void>): TE.TaskEither<VolumeError, number> => {
     const seen = new Set<Digest>();
     const packs = new Set<PackId>();
+    let fromPacks = 0;
     return pipe(
       TE.tryCatch(
         async () => {
-          for (const [d] of [...cache.entries()]) {
+          for (const d of [...cache.entries()]) {
             seen.add(d);
             await visit(d);
           }
@@ -416,15 +441,16 @@ const assemble = (
       TE.flatMap(() =>
         TE.tryCatch(
           () =>
+            // The index holds each digest once: only the cache's need remembering.
             index.forEachLive(async (loc) => {
               if (seen.has(loc.digest) || !packs.has(loc.pack)) return;
-              seen.add(loc.digest);
+              fromPacks++;
               await visit(loc.digest);
             }),
           caught('list'),
         ),
       ),
-      TE.map(() => seen.size),
+      TE.map(() => seen.size + fromPacks),
     );
   };
 
@@ -442,7 +468,7 @@ const assemble = (
     close: () =>
       pipe(
         TE.fromTask(() => uploader.close()),
-        TE.flatMap(() => cache.flush()),
+        TE.flatMap(() => cache.close()),
         TE.flatMap(() =>
           TE.tryCatch(
             async () => {

@@ -58,13 +58,15 @@ export interface UploaderDeps {
 }
 
 export interface Uploader {
+  /** Blobs the cache found damaged at open: `drain` fails naming the first, as for any lost blob. */
+  reportDamaged(digests: readonly Digest[]): void;
   /** Queues a cached blob (no-op if already queued or uploading). `move`: upload it although the index has it (a repack). */
   enqueue(digest: Digest, options?: { readonly move?: boolean }): void;
   /** Stops a blob's upload from starting and waits for a running one to settle (before a delete). */
   forget(digest: Digest): Promise<void>;
   /** Asks for a maintenance turn (blobs were deleted). */
   kick(): void;
-  /** Waits until nothing is pending; fails with the first blob quarantined meanwhile, or on timeout. */
+  /** Waits until nothing is pending; fails on timeout, or (once) naming a blob the cache found damaged at open. */
   drain(timeoutMs?: number): TE.TaskEither<VolumeError, void>;
   status(): UploadStatus;
   onStatus(listener: (s: UploadStatus) => void): () => void;
@@ -109,7 +111,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
   let bufferedBytes = 0;
   const listeners = new Set<(s: UploadStatus) => void>();
   const idleWaiters = new Set<() => void>();
-  const quarantined: Digest[] = [];
+  const damagedAtOpen: Digest[] = [];
   let state: UploadStatus['state'] = 'ok';
   let lastError: VolumeError | undefined;
   let failures = 0;
@@ -171,7 +173,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
           if (moving.has(e.digest) || packOf.has(e.digest)) continue;
           queuedBytes -= queue.get(e.digest) ?? 0;
           queue.delete(e.digest);
-          await run(cache.remove(e.digest));
+          cache.remove(e.digest);
         }
       } else {
         await run(pipe(store.remove(packKey(deps.prefix, p.id)), TE.mapLeft((e) => storeFailure(e, packKey(deps.prefix, p.id)))));
@@ -235,26 +237,11 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       for (const d of digests) {
         const entry = cache.entry(d);
         if (entry === undefined) continue; // deleted meanwhile
-        if (!moving.has(d) && (await index.locate(d)) !== undefined) {
-          // Already in the store (found in the cache at start, after a crash that came
-          // between recording a pack and emptying the cache).
-          await run(cache.remove(d));
+        if (!moving.has(d) && index.mayHold(d) && (await index.locate(d)) !== undefined) {
+          // Already in the store (left in the cache by a crash that came between recording a
+          // pack and emptying the cache).
+          cache.remove(d);
           continue;
-        }
-        if (!entry.trusted) {
-          const h = await run(cache.hash(d));
-          if (h.digest !== d || h.size !== entry.size) {
-            if (await run(cache.quarantine(d))) {
-              quarantined.push(d);
-              lastError = {
-                _tag: 'BlobCorrupt',
-                op: 'upload',
-                key: d,
-                cause: new Error(`the cached copy does not match its digest; moved to ${cache.dir}/corrupt`),
-              };
-            }
-            continue;
-          }
         }
         blobs.push({ digest: d, size: entry.size });
       }
@@ -277,7 +264,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       await index.addPack(id, size, at, entries);
       for (const e of entries) {
         moving.delete(e.digest);
-        await run(cache.remove(e.digest));
+        cache.remove(e.digest);
       }
       return E.right(undefined);
     } catch (e) {
@@ -380,7 +367,6 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
 
   const drain = (timeoutMs?: number): TE.TaskEither<VolumeError, void> => () =>
     new Promise((resolve) => {
-      const before = quarantined.length;
       let t: NodeJS.Timeout | undefined;
       const finish = (r: E.Either<VolumeError, void>): void => {
         idleWaiters.delete(onIdle);
@@ -388,7 +374,8 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
         resolve(r);
       };
       const onIdle = (): void => {
-        const lost = quarantined[before];
+        const lost = damagedAtOpen[0];
+        damagedAtOpen.length = 0; // reported once; the status keeps it as lastError
         finish(
           lost === undefined
             ? E.right(undefined)
@@ -414,6 +401,17 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
     });
 
   return {
+    reportDamaged: (digests) => {
+      for (const d of digests) {
+        damagedAtOpen.push(d);
+        lastError = {
+          _tag: 'BlobCorrupt',
+          op: 'upload',
+          key: d,
+          cause: new Error(`the cached copy does not match its digest; its spool file goes to ${cache.dir}/corrupt`),
+        };
+      }
+    },
     enqueue: (d, options) => {
       lastActivity = Date.now();
       if (options?.move === true) moving.add(d);
