@@ -87,4 +87,9 @@ export interface BlobVolume {
   list(visit: (digest: Digest) => void | Promise<void>): TE.TaskEither<VolumeError, number>;
   flush(): TE.TaskEither<VolumeError, void>;
   close(): TE.TaskEither<VolumeError, void>;
+  /**
+   * A hint: these blobs will be read soon, in this order (a restore knows its whole list). A
+   * remote volume may start fetching them; reads behave the same with or without it. Never fails.
+   */
+  prefetch?(digests: readonly Digest[]): void;
 }

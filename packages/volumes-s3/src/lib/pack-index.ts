@@ -46,8 +46,11 @@ export interface PackIndex {
    */
   mayHold(d: Digest): boolean;
   packInfo(id: PackId): Promise<PackInfo | undefined>;
-  /** Records a confirmed pack; a blob already in another pack moves here (the other loses it). */
-  addPack(id: PackId, size: number, uploadedAt: number, entries: readonly PackEntry[]): Promise<void>;
+  /**
+   * Records a confirmed pack; a blob already in another pack moves here (the other loses it).
+   * Synced to disk unless `sync` is false (loading the bucket's index, which `markSynced` seals).
+   */
+  addPack(id: PackId, size: number, uploadedAt: number, entries: readonly PackEntry[], options?: { readonly sync?: boolean }): Promise<void>;
   /** Forgets a blob; false when it was not indexed. Its pack becomes dirty. */
   remove(d: Digest): Promise<boolean>;
   /** The entries of `id` that the index still points to. */
@@ -167,6 +170,7 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
   return {
     synced: () => synced,
     markSynced: async () => {
+      // A synced write syncs the log, with every unsynced write before it.
       await db.put(`${META}synced`, '1', { sync: true });
       synced = true;
     },
@@ -176,7 +180,7 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
     },
     mayHold: (d) => recorded === undefined || recorded.has(d),
     packInfo: getInfo,
-    addPack: (id, size, uploadedAt, entries) =>
+    addPack: (id, size, uploadedAt, entries, options) =>
       serial(async () => {
         const previous = await db.getMany(entries.map((e) => `${BLOB}${e.digest}`));
         const moved = entries.flatMap((e, i) => {
@@ -203,7 +207,7 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
         };
         batch.put(`${PACK}${id}`, JSON.stringify(info));
         batch.del(`${PENDING}${id}`);
-        await batch.write({ sync: true });
+        await batch.write({ sync: options?.sync ?? true });
         for (const e of entries) remember(e.digest);
       }),
     remove: (d) =>

@@ -194,6 +194,25 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     expect(gets()).toBe(1);
   });
 
+  it('prefetch downloads the packs a list of blobs needs, ahead of the reads and once each', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    const contents = Array.from({ length: 40 }, (_, i) => mailLikeText(5000, 900 + i)); // ~200 KB: 3-4 packs
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    const packs = packKeys(store).length;
+    await expectRight(volume.close());
+    await fsp.rm(dir, { recursive: true, force: true });
+    volume = await open({ packSize: 64 * 1024 });
+    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
+    volume.prefetch?.(contents.map(sha256Hex));
+    for (let i = 0; i < 100 && packGets() < packs; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(packGets()).toBe(packs);
+    await new Promise((r) => setTimeout(r, 20)); // the downloads land in the read cache
+    for (const bytes of contents) expect((await readAll(await expectRight(volume.get(sha256Hex(bytes))))).equals(bytes)).toBe(true);
+    expect(packGets()).toBe(packs);
+  });
+
   it('the read cache keeps at most readCacheBytes of packs, and reads on after evicting', async () => {
     await expectRight(volume.close());
     volume = await open({ packSize: 64 * 1024, readCacheBytes: 160 * 1024 });

@@ -168,7 +168,7 @@ const assemble = (
           failure = indexFailure('loadIndex', new Error(`the index object of pack ${id} ${described.left}`));
           return;
         }
-        await index.addPack(id, described.right.size, described.right.at, described.right.entries);
+        await index.addPack(id, described.right.size, described.right.at, described.right.entries, { sync: false });
       }
     };
     await Promise.all(Array.from({ length: INDEX_FETCH_CONCURRENCY }, worker));
@@ -483,6 +483,21 @@ const assemble = (
     pending: () => ({ blobs: cache.count(), bytes: cache.bytes() }),
     status: () => uploader.status(),
     onStatus: (l) => uploader.onStatus(l),
+    prefetch: (digests) => {
+      // Resolved one by one (a restore's list is a few thousand), each new pack queued at once.
+      void (async () => {
+        if (E.isLeft(await ensureSynced()())) return;
+        const queued = new Set<PackId>();
+        for (const d of digests) {
+          if (cache.entry(d) !== undefined || !index.mayHold(d)) continue;
+          const loc = await index.locate(d);
+          if (loc === undefined || queued.has(loc.pack)) continue;
+          queued.add(loc.pack);
+          const info = await index.packInfo(loc.pack);
+          if (info !== undefined) reader.prefetch([{ loc, size: info.size }]);
+        }
+      })().catch(() => undefined); // a hint: the reads report what is wrong
+    },
     locate: (d) =>
       pipe(
         locate(d),
