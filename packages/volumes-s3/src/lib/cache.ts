@@ -31,6 +31,11 @@ export const SMALL_BLOB_BYTES = 4 * 1024 * 1024;
 const DEFAULT_ROTATE_BYTES = 8 * 1024 * 1024;
 /** Spool files kept open for reads. */
 const OPEN_FILES = 64;
+/**
+ * Bytes of recently appended blobs kept in memory: the uploader usually takes a blob within a
+ * second of its put, and reading it back from the spool file cost as much as the first read.
+ */
+const RECENT_BYTES = 64 * 1024 * 1024;
 
 // A record: magic, reserved, size (u64), SHA-256 of the bytes, then the bytes.
 const MAGIC = 0x5a584253; // 'ZXBS'
@@ -77,7 +82,7 @@ export interface BlobCache {
   readonly dir: string;
   entry(digest: Digest): CacheEntry | undefined;
   entries(): IterableIterator<Digest>;
-  /** Appends a blob already in memory and hashed; a blob already cached is left as it is. */
+  /** Appends a blob already in memory and hashed (kept, not copied: do not change `bytes` after); a blob already cached is left as it is. */
   append(bytes: Buffer, digest: Digest): E.Either<VolumeError, void>;
   /**
    * Streams a blob into a spool file of its own, hashing it; with `expected`, other content is
@@ -87,7 +92,7 @@ export interface BlobCache {
     content: Readable,
     expected?: Digest,
   ): TE.TaskEither<VolumeError, { readonly digest: Digest; readonly size: number; readonly added: boolean }>;
-  /** The bytes of a cached blob of at most `SMALL_BLOB_BYTES` (`undefined` if not cached). */
+  /** The bytes of a cached blob of at most `SMALL_BLOB_BYTES` (`undefined` if not cached). Callers must not change them. */
   read(digest: Digest): E.Either<VolumeError, Buffer | undefined>;
   /** A read stream of a cached blob, opened before it resolves (`undefined` if not cached). */
   open(digest: Digest): TE.TaskEither<VolumeError, Readable | undefined>;
@@ -118,6 +123,14 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
   // The layout of earlier versions (one file per blob) has nothing this version reads.
 
   const records = new Map<Digest, Record>();
+  const recent = new Map<Digest, Buffer>(); // insertion order = oldest first
+  let recentBytes = 0;
+  const forgetRecent = (d: Digest): void => {
+    const b = recent.get(d);
+    if (b === undefined) return;
+    recent.delete(d);
+    recentBytes -= b.length;
+  };
   const liveIn = new Map<number, number>(); // spool file → records pending in it
   const damagedFiles = new Set<number>();
   const damaged: Digest[] = [];
@@ -239,6 +252,12 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     setRecord(digest, { file: current.n, offset: current.size + header.length, size: bytes.length, modifiedAt: Date.now() });
     current.size += total;
     unsynced.add(current.n);
+    recent.set(digest, bytes);
+    recentBytes += bytes.length;
+    for (const [old] of recent) {
+      if (recentBytes <= RECENT_BYTES) break;
+      forgetRecent(old);
+    }
   };
 
   const append = (bytes: Buffer, digest: Digest): E.Either<VolumeError, void> =>
@@ -302,6 +321,8 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
   const read = (d: Digest): E.Either<VolumeError, Buffer | undefined> => {
     const r = records.get(d);
     if (r === undefined) return E.right(undefined);
+    const kept = recent.get(d);
+    if (kept !== undefined) return E.right(kept);
     return E.tryCatch(
       () => {
         const out = Buffer.allocUnsafe(r.size);
@@ -334,6 +355,7 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     const r = records.get(d);
     if (r === undefined) return false;
     records.delete(d);
+    forgetRecent(d);
     totalBytes -= r.size;
     liveIn.set(r.file, (liveIn.get(r.file) ?? 1) - 1);
     release(r.file);
