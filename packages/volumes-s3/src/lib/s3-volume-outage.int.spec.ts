@@ -51,6 +51,8 @@ it('the S3 server goes down during a series of puts: puts go on, the status says
   server('stop');
   for (const bytes of contents.slice(10, 25)) expect((await expectRight(volume.put(streamOf(bytes)))).size).toBe(bytes.length);
   await expectRight(volume.flush());
+  // The next pack goes up once no put came for a moment: that attempt finds the store gone.
+  for (let i = 0; i < 100 && volume.status().state !== 'unreachable'; i++) await new Promise((r) => setTimeout(r, 50));
   expect(volume.status().state).toBe('unreachable');
   expect(volume.status().lastError?._tag).toBe('VolumeUnavailable');
   expect(volume.pending().blobs).toBeGreaterThanOrEqual(15);
