@@ -6,6 +6,7 @@ import type { ScanEvent } from '../source';
 import { makeMaildirSource } from './maildir-source';
 import { makeMaildirTarget } from './maildir-target';
 import { parsePasswdFile } from './passwd-file';
+import { syncfsUsable } from './syncfs';
 import { expectRight, makeTempDirs, readAll, run, runLeft, streamOf } from './spec-support';
 
 const BOB = 'bob@alpha.test' as AccountId;
@@ -71,9 +72,9 @@ describe('maildir restore target', () => {
     expect(statSync(join(root, 'alpha.test', 'bob', 'Maildir', '.Projects.2026', 'maildirfolder')).isFile()).toBe(true);
   });
 
-  it('makes written messages durable and visible in groups of 256, the rest at the flush', async () => {
+  it('makes written messages durable and visible in groups of 256 when it fsyncs, the rest at the flush', async () => {
     const root = tmp.make();
-    const target = makeMaildirTarget({ root });
+    const target = makeMaildirTarget({ root, syncfs: 'never' });
     await run(target.ensureAccount(BOB, account));
     const keys = new Set<string>();
     for (let i = 0; i < 300; i += 1) {
@@ -87,6 +88,59 @@ describe('maildir restore target', () => {
     expect(new Set(listed.map((e) => e.sourceKey))).toEqual(keys);
     expect(listed.every((e) => e.flags.join() === '\\Seen')).toBe(true);
     expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp'))).toEqual([]);
+  });
+
+  it('with one syncfs per group, groups close by size (64 MB), not after 256 messages', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root });
+    await run(target.ensureAccount(BOB, account));
+    const tmpDir = join(root, 'alpha.test', 'bob', 'Maildir', 'tmp');
+    const cur = join(root, 'alpha.test', 'bob', 'Maildir', 'cur');
+    const write = async (body: Buffer): Promise<void> => void (await run(target.writeMessage(BOB, 'INBOX', { content: streamOf(body), flags: [], receivedAt: 0 })));
+    for (let i = 0; i < 300; i += 1) await write(Buffer.from(`Subject: ${i}\r\n\r\n`));
+    const usable = await syncfsUsable(root);
+    // Where syncfs is not as strong as fsync (or not Linux), the target fsyncs in groups of 256.
+    expect(readdirSync(cur)).toHaveLength(usable ? 0 : 256);
+    // 64 messages of 1 MB close a group in either mode.
+    const mb = Buffer.alloc(1024 * 1024, 'x');
+    for (let i = 0; i < 64; i += 1) await write(mb);
+    expect(readdirSync(tmpDir)).toEqual([]);
+    expect(readdirSync(cur)).toHaveLength(364);
+    await run(target.flush?.() ?? TE.right(undefined));
+    expect(readdirSync(cur)).toHaveLength(364);
+  });
+
+  it('falls back to fsyncs when the sync program is missing', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root });
+    await run(target.ensureAccount(BOB, account));
+    for (let i = 0; i < 100; i += 1) await run(target.writeMessage(BOB, 'INBOX', { content: streamOf(Buffer.from(`m${i}\r\n`)), flags: [], receivedAt: 0 }));
+    const path = process.env['PATH'];
+    process.env['PATH'] = tmp.make(); // an empty directory: no `sync` to run
+    try {
+      await run(target.flush?.() ?? TE.right(undefined));
+    } finally {
+      process.env['PATH'] = path;
+    }
+    expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'cur'))).toHaveLength(100);
+    expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp'))).toEqual([]);
+  });
+
+  it('keeps keyword letters another process added to dovecot-keywords meanwhile', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root });
+    await run(target.ensureAccount(BOB, account));
+    const maildir = join(root, 'alpha.test', 'bob', 'Maildir');
+    const write = async (flags: string[]): Promise<void> => void (await run(target.writeMessage(BOB, 'INBOX', { content: streamOf(Buffer.from(`${flags.join()}\r\n`)), flags, receivedAt: 0 })));
+    await write(['work']);
+    // Dovecot names a keyword of its own (it only ever appends to the table).
+    writeFileSync(join(maildir, 'dovecot-keywords'), '0 work\n1 $Junk\n');
+    await write(['work', '\\Seen']);
+    await write(['todo']);
+    expect(readFileSync(join(maildir, 'dovecot-keywords'), 'utf8')).toBe('0 work\n1 $Junk\n2 todo\n');
+    await run(target.flush?.() ?? TE.right(undefined));
+    const flags = (await run(target.listMessages(BOB, 'INBOX'))).map((e) => e.flags.join(' ')).sort();
+    expect(flags).toEqual(['\\Seen work', 'todo', 'work']);
   });
 
   it('refuses a 27th keyword in a folder and a folder name Maildir++ cannot hold', async () => {

@@ -45,6 +45,32 @@ describe('makeReadAhead', () => {
     expect(maxRunning).toBe(2);
   });
 
+  it('once full, accepts the next items together when half the window is free (one batch of fetches)', async () => {
+    const writes: Array<() => void> = [];
+    const ahead = makeReadAhead<number>(8, 8, (i) => new Promise<void>((done) => (writes[i] = done)));
+    const made: number[] = [];
+    const producer = (async () => {
+      for (let i = 0; i < 16; i++) await ahead.push(() => (made.push(i), i));
+    })();
+    await tick();
+    expect(made).toHaveLength(8);
+    // Three writes finish: still less than half free, nothing new is accepted.
+    for (const i of [0, 1, 2]) writes[i]?.();
+    await tick();
+    expect(made).toHaveLength(8);
+    // The fourth frees half the window: four are accepted at once.
+    writes[3]?.();
+    await tick();
+    expect(made).toHaveLength(12);
+    for (let i = 4; i < 16; i++) {
+      while (writes[i] === undefined) await tick();
+      writes[i]?.();
+    }
+    await producer;
+    await ahead.drain();
+    expect(made).toEqual([...Array(16).keys()]);
+  });
+
   it('after a failure nothing new starts, and push and drain throw the first failure', async () => {
     const started: number[] = [];
     const ahead = makeReadAhead<number>(4, 1, async (i) => {

@@ -46,10 +46,14 @@ export const prefetchBlob = (
  * Runs `write` over items in the order they are pushed, at most `writers` at a time and
  * started in that order, while up to `depth` items (waiting or being written) are accepted
  * ahead: the producer makes each item when it is accepted, which is when its fetch starts.
+ * Once the window is full, `push` waits until half of it is free, so that the next fetches
+ * start together: a volume that hands them to another thread sends them as one batch (one
+ * cross-thread wake-up, not one per blob).
  * After a failure nothing new starts; `push` and `drain` throw the first failure (`drain` once
  * the running writes settled).
  */
 export const makeReadAhead = <I>(depth: number, writers: number, write: (item: I) => Promise<void>) => {
+  const refill = Math.max(1, Math.floor(depth / 2));
   const waiting: I[] = [];
   let running = 0;
   let failure: { error: unknown } | undefined;
@@ -80,7 +84,9 @@ export const makeReadAhead = <I>(depth: number, writers: number, write: (item: I
   return {
     /** Waits for room, then accepts the item `make` returns. */
     push: async (make: () => I): Promise<void> => {
-      while (failure === undefined && waiting.length + running >= depth) await changed();
+      if (waiting.length + running >= depth) {
+        while (failure === undefined && waiting.length + running > depth - refill) await changed();
+      }
       if (failure !== undefined) throw failure.error;
       waiting.push(make());
       pump();

@@ -1,4 +1,4 @@
-import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
+import type { AccountId, AccountMeta, FolderMeta, History, ItemId } from '@zxbackup/item-store';
 import { ACCOUNT_ITEM_ID } from '../engine/ids';
 import { metaOf } from '../engine/util';
 import { runR, traverse, writingRestoreTask, type RestoreDeps } from './deps';
@@ -37,13 +37,21 @@ export interface RestoreSummary {
 
 const withoutDeleted = (flags: ReadonlyArray<string>): string[] => flags.filter((f) => f !== '\\Deleted');
 
-/** Creates folders once, parents first (the target creates missing parents itself). */
+/**
+ * Creates folders once (the target creates missing parents itself). Callers may run at the same
+ * time: each waits until the folder exists; true for the one call that created it.
+ */
 export const makeFolderEnsurer = (deps: RestoreDeps, account: AccountId) => {
-  const done = new Set<string>();
+  const made = new Map<string, Promise<void>>();
   return async (path: string, meta: FolderMeta): Promise<boolean> => {
-    if (done.has(path)) return false;
-    done.add(path);
-    await runR(deps.target.ensureFolder(account, path, { ...meta, path }), restoreError.target('ensureFolder', `${account}:${path}`));
+    const making = made.get(path);
+    if (making !== undefined) {
+      await making;
+      return false;
+    }
+    const make = runR(deps.target.ensureFolder(account, path, { ...meta, path }), restoreError.target('ensureFolder', `${account}:${path}`));
+    made.set(path, make);
+    await make;
     return true;
   };
 };
@@ -53,7 +61,9 @@ export const makeFolderEnsurer = (deps: RestoreDeps, account: AccountId) => {
  * folders (paths as they were then) and its messages (content from the volume, flags and
  * received date then). Streams item by item, in the store's order; memory holds the folder
  * histories and the blobs fetched ahead of the writes (`readAhead` of them, each at most
- * `READ_AHEAD_MAX_BUFFERED`; bigger ones stream).
+ * `READ_AHEAD_MAX_BUFFERED`; bigger ones stream). The walk over the messages starts while the
+ * folders are read and made, so the first blobs are on their way (and the volume's I/O threads
+ * started) when the first message can be written; no message is written before its folder.
  */
 export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams): TE.TaskEither<RestoreError, RestoreSummary> =>
   writingRestoreTask(deps, 'restoreAccount', async () => {
@@ -64,71 +74,103 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
         restoreError.refusal('TargetNotEmpty', 'restoreAccount', newAccount, `${newAccount} already holds folders or messages at ${deps.target.uri}; restore into a new account`),
       );
     }
-    const folders = await loadFolderHistories(deps.store, account);
-    const accountHistory = await runR(deps.store.getHistory(account, ACCOUNT_ITEM_ID), restoreError.store('readAccount', account));
-    const accountState = accountHistory._tag === 'Some' ? (liveAt(accountHistory.value, at) ?? lastLiveAtOrBefore(accountHistory.value, at)) : undefined;
-    if (accountState === undefined && folders.size === 0) {
-      throw new RestoreAbort(restoreError.refusal('AccountNotFound', 'restoreAccount', account, `the backup holds nothing of ${account} at or before ${new Date(at).toISOString()}`));
-    }
-    const meta: AccountMeta =
-      accountState?.kind === 'account'
-        ? { ...(metaOf(accountState) as AccountMeta), address: newAccount }
-        : { kind: 'account', address: newAccount, status: 'active', settings: {} };
-    await runR(deps.target.ensureAccount(newAccount, meta), restoreError.target('ensureAccount', newAccount));
-
     const ensureFolder = makeFolderEnsurer(deps, newAccount);
     let folderCount = 0;
-    const liveFolders = [...folders.keys()]
-      .map((id) => resolveFolder(folders, id, at))
-      .filter((f) => f !== undefined && f.liveAt)
-      .sort((a, b) => (a?.path ?? '').localeCompare(b?.path ?? ''));
-    for (const f of liveFolders) if (f !== undefined && (await ensureFolder(f.path, f.meta))) folderCount++;
-    deps.onProgress?.({ phase: 'folders', done: folderCount });
+
+    /** The account and its folders live at T, at the target; the folder histories for the messages. */
+    const prepare = async (): Promise<ReadonlyMap<ItemId, History>> => {
+      const folders = await loadFolderHistories(deps.store, account);
+      const accountHistory = await runR(deps.store.getHistory(account, ACCOUNT_ITEM_ID), restoreError.store('readAccount', account));
+      const accountState = accountHistory._tag === 'Some' ? (liveAt(accountHistory.value, at) ?? lastLiveAtOrBefore(accountHistory.value, at)) : undefined;
+      if (accountState === undefined && folders.size === 0) {
+        throw new RestoreAbort(restoreError.refusal('AccountNotFound', 'restoreAccount', account, `the backup holds nothing of ${account} at or before ${new Date(at).toISOString()}`));
+      }
+      const meta: AccountMeta =
+        accountState?.kind === 'account'
+          ? { ...(metaOf(accountState) as AccountMeta), address: newAccount }
+          : { kind: 'account', address: newAccount, status: 'active', settings: {} };
+      await runR(deps.target.ensureAccount(newAccount, meta), restoreError.target('ensureAccount', newAccount));
+      const liveFolders = [...folders.keys()]
+        .map((id) => resolveFolder(folders, id, at))
+        .filter((f) => f !== undefined && f.liveAt)
+        .sort((a, b) => (a?.path ?? '').localeCompare(b?.path ?? ''));
+      for (const f of liveFolders) if (f !== undefined && (await ensureFolder(f.path, f.meta))) folderCount++;
+      deps.onProgress?.({ phase: 'folders', done: folderCount });
+      return folders;
+    };
+    const prepared = prepare();
+    // Awaited below; until then a failure must not count as unhandled.
+    prepared.catch(() => undefined);
 
     let messages = 0;
     let undeleted = 0;
     let bytes = 0;
     let ignored = 0;
     interface Pending {
-      readonly path: string;
       readonly state: MessageState;
       readonly live: boolean;
       readonly content: ReturnType<typeof prefetchBlob> | undefined;
     }
     const writers = deps.concurrency ?? 4;
     const ahead = makeReadAhead<Pending>(Math.max(writers, deps.readAhead ?? 16), writers, async (m) => {
-      await writeMessageFromBlob(deps, newAccount, m.path, m.state, m.live ? m.state.flags : withoutDeleted(m.state.flags), m.content);
+      const folders = await prepared;
+      const folder = resolveFolder(folders, m.state.folderId, at);
+      const path = folder?.path ?? FALLBACK_FOLDER.path;
+      if (await ensureFolder(path, folder?.meta ?? FALLBACK_FOLDER)) folderCount++;
+      await writeMessageFromBlob(deps, newAccount, path, m.state, m.live ? m.state.flags : withoutDeleted(m.state.flags), m.content);
       messages++;
       if (!m.live) undeleted++;
       bytes += m.state.size ?? 0;
       deps.onProgress?.({ phase: 'messages', done: messages });
     });
-    await traverse(
-      (guard) =>
-        deps.store.forEachHistory(
-          account,
-          guard(async (_a, _id, history) => {
-            const live = liveAt(history, at);
-            const state = live ?? (undelete ? lastLiveAtOrBefore(history, at) : undefined);
-            if (state === undefined) return;
-            if (!isMessageState(state)) {
-              if (live !== undefined && state.kind !== 'folder' && state.kind !== 'account') ignored++;
-              return;
-            }
-            const folder = resolveFolder(folders, state.folderId, at);
-            const path = folder?.path ?? FALLBACK_FOLDER.path;
-            if (await ensureFolder(path, folder?.meta ?? FALLBACK_FOLDER)) folderCount++;
-            await ahead.push(() => ({
-              path,
-              state,
-              live: live !== undefined,
-              content: state.digest === undefined ? undefined : prefetchBlob(deps.volume, state.digest as Digest, state.size),
-            }));
-          }),
-        ),
-      restoreError.store('readItems', account),
-    );
-    await ahead.drain();
+    // A remote volume is told the whole list of blobs first, so that it can fetch ahead of the
+    // writes (an S3 volume downloads the packs holding them, several at a time).
+    const hinted = (async () => {
+      const prefetch = deps.volume.prefetch?.bind(deps.volume);
+      if (prefetch === undefined) return;
+      const digests: Digest[] = [];
+      await traverse(
+        (guard) =>
+          deps.store.forEachHistory(
+            account,
+            guard(async (_a, _id, history) => {
+              const state = liveAt(history, at) ?? (undelete ? lastLiveAtOrBefore(history, at) : undefined);
+              if (state !== undefined && isMessageState(state) && state.digest !== undefined) digests.push(state.digest as Digest);
+            }),
+          ),
+        restoreError.store('readItems', account),
+      );
+      prefetch(digests);
+    })();
+    const walked = (async () => {
+      await hinted;
+      await traverse(
+        (guard) =>
+          deps.store.forEachHistory(
+            account,
+            guard(async (_a, _id, history) => {
+              const live = liveAt(history, at);
+              const state = live ?? (undelete ? lastLiveAtOrBefore(history, at) : undefined);
+              if (state === undefined) return;
+              if (!isMessageState(state)) {
+                if (live !== undefined && state.kind !== 'folder' && state.kind !== 'account') ignored++;
+                return;
+              }
+              await ahead.push(() => ({
+                state,
+                live: live !== undefined,
+                content: state.digest === undefined ? undefined : prefetchBlob(deps.volume, state.digest as Digest, state.size),
+              }));
+            }),
+          ),
+        restoreError.store('readItems', account),
+      );
+      await ahead.drain();
+    })();
+    const [preparation, walk] = await Promise.allSettled([prepared, walked]);
+    // A failed preparation fails every write too: its error is the one to report.
+    if (preparation.status === 'rejected') throw preparation.reason;
+    if (walk.status === 'rejected') throw walk.reason;
     deps.onProgress?.({ phase: 'done', done: messages });
     return { folders: folderCount, messages, undeleted, skipped: 0, ignored, bytes };
   });

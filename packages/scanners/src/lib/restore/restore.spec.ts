@@ -118,6 +118,69 @@ describe('restore engine', () => {
     expect(progress[progress.length - 1]).toBe('done');
   });
 
+  it('fetches the first blobs while the folders are made, and writes no message before its folder', async () => {
+    const states = await history(w);
+    const events: string[] = [];
+    const made = new Set<string>();
+    // A slow target: each folder takes a while; a message into a folder not made yet is refused.
+    const target: typeof w.target = {
+      ...w.target,
+      ensureFolder: (a, path, meta) => async () => {
+        events.push(`folder ${path}`);
+        await new Promise((r) => setTimeout(r, 20));
+        made.add(`${a}:${path}`);
+        return w.target.ensureFolder(a, path, meta)();
+      },
+      writeMessage: (a, path, message) => async () => {
+        if (!made.has(`${a}:${path}`)) return { _tag: 'Left', left: { _tag: 'SourceNotFound', op: 'writeMessage', message: `${path} not made yet` } };
+        events.push(`write ${path}`);
+        return w.target.writeMessage(a, path, message)();
+      },
+    };
+    const volume = { ...w.volume, get: (d: Digest) => (events.push('get'), w.volume.get(d)) };
+    const restore = makeRestoreEngine({ store: w.store, volume, target });
+    const dest = 'slow@example.test' as AccountId;
+    const s = states[0] as { at: number; snap: Snapshot };
+    const summary = await unwrap(restore.restoreAccount({ account: ALICE, newAccount: dest, at: s.at + 10, undelete: false }));
+    expect(w.target.snapshot(dest)).toEqual(s.snap);
+    expect(summary.messages).toBe(4);
+    // Every blob was asked for before the last folder was made.
+    const lastFolder = events.map((e) => e.startsWith('folder')).lastIndexOf(true);
+    expect(events.filter((e) => e === 'get')).toHaveLength(4);
+    expect(events.lastIndexOf('get')).toBeLessThan(lastFolder);
+    expect(events.findIndex((e) => e.startsWith('write'))).toBeGreaterThan(lastFolder);
+  });
+
+  it('tells a volume that can prefetch the whole list of blobs, before it reads any', async () => {
+    const states = await history(w);
+    const events: string[] = [];
+    const hinted: Digest[][] = [];
+    const volume = {
+      ...w.volume,
+      get: (d: Digest) => (events.push(`get ${d}`), w.volume.get(d)),
+      prefetch: (digests: readonly Digest[]) => void (events.push('prefetch'), hinted.push([...digests])),
+    };
+    const restore = makeRestoreEngine({ store: w.store, volume, target: w.target });
+    const dest = 'hinted@example.test' as AccountId;
+    const s = states[0] as { at: number; snap: Snapshot };
+    const summary = await unwrap(restore.restoreAccount({ account: ALICE, newAccount: dest, at: s.at + 10, undelete: false }));
+    expect(w.target.snapshot(dest)).toEqual(s.snap);
+    expect(hinted).toHaveLength(1);
+    expect(events[0]).toBe('prefetch');
+    // Exactly the blobs read, in the order they are read.
+    expect(hinted[0]).toEqual(events.filter((e) => e.startsWith('get ')).map((e) => e.slice(4)));
+    expect(hinted[0]).toHaveLength(summary.messages);
+  });
+
+  it('reports a failure to make the account, not the writes it stopped', async () => {
+    await history(w);
+    const target: typeof w.target = { ...w.target, ensureAccount: () => async () => ({ _tag: 'Left', left: { _tag: 'SourceIOError', op: 'ensureAccount', message: 'disk full' } }) };
+    const restore = makeRestoreEngine({ store: w.store, volume: w.volume, target });
+    const e = await unwrapLeft(restore.restoreAccount({ account: ALICE, newAccount: 'full@example.test' as AccountId, at: w.clock.now(), undelete: false }));
+    expect(e).toMatchObject({ _tag: 'RestoreTargetError', cause: { _tag: 'SourceIOError', op: 'ensureAccount' } });
+    expect(w.target.writes).toBe(0);
+  });
+
   it('refuses to restore into an account that holds anything', async () => {
     await history(w);
     const dest = 'busy@example.test' as AccountId;
