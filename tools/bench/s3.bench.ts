@@ -6,11 +6,13 @@
  *   node_modules/.bin/ts-node --transpile-only tools/bench/s3.bench.ts [--quick] [--messages N] [--work DIR]
  * 1. Initial SmartScan of the corpus (generate.ts, 2 domains x 5 users, seed 1) onto the S3 volume,
  *    onto the default local volume, and `restic backup` to the S3 server. For the S3 scan the bench
- *    polls <backup path>/cache/s3/items every 0.5 s (blobs not yet uploaded) and reports the time from the
+ *    polls <backup path>/cache/s3/spool every 0.5 s (bytes not yet uploaded) and reports the time from the
  *    scan end (the stderr line "SmartScan: N/N done") to the cache being empty and to the exit.
- * 2. Restore of one account at "last" from the S3 volume with an EMPTY cache (<backup path>/cache/s3
- *    is deleted first, on the same backup path, pack index included: every blob comes from S3)
- *    vs `restic restore latest --include /<corpus>/<domain>/<user>` from S3.
+ * 2. Restore of one account at "last" from the S3 volume, vs `restic restore latest --include
+ *    /<corpus>/<domain>/<user>` from S3, twice: (a) with the blob cache and the read cache emptied
+ *    (every blob comes from S3; the local pack index stays, as restic keeps its index cache),
+ *    (b) with <backup path>/cache/s3 deleted whole (a new machine: the index is read from the
+ *    bucket) vs `restic --no-cache restore`.
  * restic 0.14 (minio-go) signs every PUT over plain HTTP with aws-chunked streaming, which Swift's
  * s3api refuses ("aws-chunked is not supported"); over HTTPS it signs UNSIGNED-PAYLOAD. So restic
  * talks to the same server through a TLS terminator that runs inside this bench process (a
@@ -142,10 +144,12 @@ const startTlsProxy = async (): Promise<tls.Server> => {
 
 // ---------------------------------------------------------------- cache watch
 
-/** Files (not directories) under dir: the blobs still waiting for their upload. */
-const pendingFiles = async (dir: string): Promise<number> => {
+/** Bytes of the spool files under dir: the blobs still waiting for their upload (a spool file goes once all its blobs are up). */
+const pendingBytes = async (dir: string): Promise<number> => {
   try {
-    return (await fsp.readdir(dir, { recursive: true, withFileTypes: true })).filter((e) => e.isFile()).length;
+    let n = 0;
+    for (const f of await fsp.readdir(dir)) if (f.endsWith('.spool')) n += (await fsp.stat(join(dir, f)).catch(() => ({ size: 0 }))).size;
+    return n;
   } catch {
     return 0;
   }
@@ -222,7 +226,7 @@ const main = async (): Promise<void> => {
   let emptyAt: number | undefined;
   const watch = (async () => {
     while (running) {
-      const n = await pendingFiles(join(cacheDir, 'items'));
+      const n = await pendingBytes(join(cacheDir, 'spool'));
       peak = Math.max(peak, n);
       if (scanEnd !== undefined && n === 0 && emptyAt === undefined) emptyAt = Date.now();
       if (n > 0) emptyAt = undefined;
@@ -239,11 +243,11 @@ const main = async (): Promise<void> => {
   const exitAt = Date.now();
   running = false;
   await watch;
-  const leftover = await pendingFiles(join(cacheDir, 'items'));
+  const leftover = await pendingBytes(join(cacheDir, 'spool'));
   if (scanEnd === undefined) out('  (no "SmartScan: N/N done" line seen: scan-end figures unavailable)');
   else {
     const empty = emptyAt ?? (leftover === 0 ? exitAt : undefined);
-    out(`  scan itself ${((scanEnd - t0) / 1000).toFixed(2)} s; scan end -> cache empty ${empty === undefined ? `NOT EMPTY (${leftover} files left)` : `${(Math.max(0, empty - scanEnd) / 1000).toFixed(1)} s`} (polled every 0.5 s); scan end -> exit ${((exitAt - scanEnd) / 1000).toFixed(2)} s; peak ${peak} blobs waiting in the cache`);
+    out(`  scan itself ${((scanEnd - t0) / 1000).toFixed(2)} s; scan end -> cache empty ${empty === undefined ? `NOT EMPTY (${(leftover / 1e6).toFixed(1)} MB left)` : `${(Math.max(0, empty - scanEnd) / 1000).toFixed(1)} s`} (polled every 0.5 s); scan end -> exit ${((exitAt - scanEnd) / 1000).toFixed(2)} s; peak ${(peak / 1e6).toFixed(1)} MB waiting in the cache`);
   }
   const zLocal = report(await zxb('zxbackup SmartScan -> local', P.zLocal, ['doSmartScan', 'start', '--source', `maildir:${P.src}`]));
 
@@ -271,27 +275,38 @@ const main = async (): Promise<void> => {
   const [user = '', domain = ''] = account.split('@');
   const messages = (await fsp.readdir(join(P.src, domain, user), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /\/(cur|new)$/.test(e.parentPath)).length;
   out(`2. Restore of ${account} (${messages} message files) at "last" (${uptime()})`);
-  // The cache holds blobs not yet uploaded and the local copy of the pack index: without it,
-  // the restore reads the bucket's index objects first, then every blob from S3.
-  rmSync(cacheDir, { recursive: true, force: true });
-  mkdirSync(P.restoreZ, { recursive: true });
-  const zRestore = report(await zxb('zxbackup restore <- S3', P.zS3, ['doRestoreOnNewAccount', account, `${user}-r@${domain}`, 'last', '--target', `maildir:${P.restoreZ}`]), 'cache/s3 deleted first');
-  out(`  restored ${duMB(P.restoreZ).toFixed(1)} MB (source account ${duMB(join(P.src, domain, user)).toFixed(1)} MB)`);
-  let rRestore: Run | undefined;
-  if (rBackup !== undefined) {
+  const restoreFromS3 = async (label: string, newUser: string, into: string, note: string): Promise<Run> => {
+    mkdirSync(into, { recursive: true });
+    const run = report(await zxb(label, P.zS3, ['doRestoreOnNewAccount', account, `${newUser}@${domain}`, 'last', '--target', `maildir:${into}`]), note);
+    out(`  restored ${duMB(into).toFixed(1)} MB (source account ${duMB(join(P.src, domain, user)).toFixed(1)} MB)`);
+    return run;
+  };
+  const resticRestore = async (label: string, globalFlags: string[], into: string): Promise<Run | undefined> => {
+    if (rBackup === undefined) return undefined;
     try {
-      rRestore = report(await restic('restic restore <- S3', ['restore', 'latest', '--target', P.restoreR, '--include', `/${basename(P.src)}/${domain}/${user}`]));
-      const got = existsSync(P.restoreR) ? duMB(P.restoreR) : 0;
+      const run = report(await restic(label, [...globalFlags, 'restore', 'latest', '--target', into, '--include', `/${basename(P.src)}/${domain}/${user}`]));
+      const got = existsSync(into) ? duMB(into) : 0;
       out(`  restored ${got.toFixed(1)} MB`);
-      if (got === 0) {
-        out('  restic restored NOTHING: its figure is not comparable');
-        rRestore = undefined;
-      }
+      if (got > 0) return run;
+      out('  restic restored NOTHING: its figure is not comparable');
     } catch (e) {
       out(`  restic restore failed: ${String(e).split('\n').slice(0, 4).join(' | ')}`);
     }
-  }
-  ratioRow(`restore ${account} <- S3 (empty cache)`, zRestore, 'restic restore s3', rRestore, 1.0);
+    return undefined;
+  };
+  // (a) Every blob from S3: the blob cache (spool/) and the read cache of packs are emptied; the
+  //     local copy of the pack index stays, as restic keeps its index cache (RESTIC_CACHE_DIR).
+  rmSync(join(cacheDir, 'spool'), { recursive: true, force: true });
+  rmSync(join(cacheDir, 'packs'), { recursive: true, force: true });
+  const zRestore = await restoreFromS3('zxbackup restore <- S3', `${user}-r`, P.restoreZ, 'blob cache emptied first');
+  const rRestore = await resticRestore('restic restore <- S3', [], P.restoreR);
+  ratioRow(`restore ${account} <- S3 (empty blob cache)`, zRestore, 'restic restore s3', rRestore, 1.0);
+  // (b) A new machine: no local index either (read from the bucket's index objects), vs restic
+  //     without its cache.
+  rmSync(cacheDir, { recursive: true, force: true });
+  const zRestoreNew = await restoreFromS3('zxbackup restore <- S3, no cache', `${user}-n`, `${P.restoreZ}-new`, 'cache/s3 deleted first');
+  const rRestoreNew = await resticRestore('restic --no-cache restore', ['--no-cache'], `${P.restoreR}-new`);
+  ratioRow(`restore ${account} <- S3 (no local index)`, zRestoreNew, 'restic --no-cache restore', rRestoreNew, 1.0);
   proxy?.close();
 
   out('');
