@@ -1,6 +1,7 @@
 import { promises as fsp } from 'node:fs';
 import * as TE from 'fp-ts/TaskEither';
 import { ClassicLevel } from 'classic-level';
+import * as t from 'io-ts';
 import type { Digest, VolumeError } from '@zxbackup/volume-contract';
 import type { PackEntry, PackId } from './pack-format';
 
@@ -46,6 +47,10 @@ export interface PackIndex {
    */
   mayHold(d: Digest): boolean;
   packInfo(id: PackId): Promise<PackInfo | undefined>;
+  /** A pack's size and upload time, which never change: remembered after the first read. */
+  packMeta(id: PackId): Promise<{ readonly size: number; readonly uploadedAt: number } | undefined>;
+  /** `locate` of many digests in one database read. */
+  locateMany(ds: readonly Digest[]): Promise<Array<BlobLocation | undefined>>;
   /**
    * Records a confirmed pack; a blob already in another pack moves here (the other loses it).
    * Synced to disk unless `sync` is false (loading the bucket's index, which `markSynced` seals).
@@ -64,8 +69,6 @@ export interface PackIndex {
   setPending(p: PendingPack): Promise<void>;
   pending(): Promise<PendingPack[]>;
   clearPending(id: PackId): Promise<void>;
-  /** Counts, for `monitor`-like reports and tests. */
-  stats(): Promise<{ packs: number; blobs: number }>;
   close(): Promise<void>;
 }
 
@@ -91,6 +94,25 @@ const decodeEntry = (digest: Digest, v: string): PackEntry => {
 };
 
 const indexError = (op: string, cause: unknown): VolumeError => ({ _tag: 'VolumeIOError', op, cause });
+
+const Count = t.refinement(t.number, (n) => Number.isSafeInteger(n), 'Integer');
+const PackInfoCodec = t.type({ size: Count, uploadedAt: Count, entries: Count, live: Count, liveBytes: Count });
+const PendingCodec = t.type({
+  size: Count,
+  entries: t.array(t.type({ digest: t.string, offset: Count, length: Count, size: Count })),
+});
+/** A value of the index read back; a damaged one is an error naming its key, not a wrong number. */
+const decoded = <A>(codec: t.Decoder<unknown, A>, key: string, v: string): A => {
+  let u: unknown;
+  try {
+    u = JSON.parse(v);
+  } catch {
+    throw new Error(`the local pack index holds a damaged value at ${key}: delete the index directory to rebuild it from the bucket`);
+  }
+  const r = codec.decode(u);
+  if (r._tag === 'Left') throw new Error(`the local pack index holds a damaged value at ${key}: delete the index directory to rebuild it from the bucket`);
+  return r.right;
+};
 
 /** Digests remembered for `mayHold` (~120 bytes each); past it, every lookup reads the database. */
 const RECORDED_CAP = 250_000;
@@ -139,9 +161,10 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
     return run;
   };
 
+  const metas = new Map<PackId, { size: number; uploadedAt: number }>();
   const getInfo = async (id: PackId): Promise<PackInfo | undefined> => {
     const v = await db.get(`${PACK}${id}`);
-    return v === undefined ? undefined : (JSON.parse(v) as PackInfo);
+    return v === undefined ? undefined : decoded(PackInfoCodec, `${PACK}${id}`, v);
   };
 
   const liveEntries = async (id: PackId): Promise<PackEntry[]> => {
@@ -162,7 +185,7 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
     const infos = new Map<PackId, PackInfo>();
     list.forEach((id, i) => {
       const v = values[i];
-      if (v !== undefined) infos.set(id, JSON.parse(v) as PackInfo);
+      if (v !== undefined) infos.set(id, decoded(PackInfoCodec, `${PACK}${id}`, v));
     });
     return infos;
   };
@@ -180,6 +203,23 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
     },
     mayHold: (d) => recorded === undefined || recorded.has(d),
     packInfo: getInfo,
+    packMeta: async (id) => {
+      const known = metas.get(id);
+      if (known !== undefined) return known;
+      const info = await getInfo(id);
+      if (info === undefined) return undefined;
+      if (metas.size >= 100_000) metas.clear(); // a bound, not a policy: re-read when needed
+      const meta = { size: info.size, uploadedAt: info.uploadedAt };
+      metas.set(id, meta);
+      return meta;
+    },
+    locateMany: async (ds) => {
+      const values = await db.getMany(ds.map((d) => `${BLOB}${d}`));
+      return ds.map((d, i) => {
+        const v = values[i];
+        return v === undefined ? undefined : decodeLocation(d, v);
+      });
+    },
     addPack: (id, size, uploadedAt, entries, options) =>
       serial(async () => {
         const previous = await db.getMany(entries.map((e) => `${BLOB}${e.digest}`));
@@ -252,6 +292,7 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
     clearDirty: (id) => serial(() => db.del(`${DIRTY}${id}`)),
     dropPack: (id) =>
       serial(async () => {
+        metas.delete(id);
         const batch = db.batch().del(`${PACK}${id}`).del(`${DIRTY}${id}`);
         for await (const k of db.keys({ gt: `${ENTRY}${id}:`, lt: `${ENTRY}${id}:${END}` })) {
           batch.del(k);
@@ -265,19 +306,12 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
     pending: async () => {
       const out: PendingPack[] = [];
       for await (const [k, v] of db.iterator({ gt: PENDING, lt: `${PENDING}${END}` })) {
-        const o = JSON.parse(v) as { size: number; entries: PackEntry[] };
-        out.push({ id: k.slice(PENDING.length), size: o.size, entries: o.entries });
+        const o = decoded(PendingCodec, k, v);
+        out.push({ id: k.slice(PENDING.length), size: o.size, entries: o.entries.map((e) => ({ ...e, digest: e.digest as Digest })) });
       }
       return out;
     },
     clearPending: (id) => db.del(`${PENDING}${id}`, { sync: true }),
-    stats: async () => {
-      let packs = 0;
-      let blobs = 0;
-      for await (const _ of db.keys({ gt: PACK, lt: `${PACK}${END}` })) packs++;
-      for await (const _ of db.keys({ gt: BLOB, lt: `${BLOB}${END}` })) blobs++;
-      return { packs, blobs };
-    },
     close: async () => {
       await tail;
       await db.close();

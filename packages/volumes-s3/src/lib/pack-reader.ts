@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, promises as fsp } from 'node:fs';
+import { closeSync, createWriteStream, openSync, promises as fsp, readSync } from 'node:fs';
 import * as path from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
@@ -33,8 +33,12 @@ export interface PackReaderDeps {
  * of one pack share its download.
  */
 export interface PackReader {
-  /** The stored (maybe sealed) bytes of one blob. */
-  read(loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable>;
+  /**
+   * The stored (maybe sealed) bytes of one blob: a Buffer when they come from a pack in the read
+   * cache (read synchronously: a short pread, where the threadpool cost an open, a read and a
+   * close per blob), a stream otherwise.
+   */
+  read(loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer>;
   /** Drops a pack's cached copy (a blob of it failed verification: the next read downloads it again). */
   evict(id: PackId): Promise<void>;
   /**
@@ -90,11 +94,15 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     }
   };
 
+  const fds = new Map<PackId, number>(); // of the cached packs; an unlinked pack stays readable
   const evict = async (id: PackId): Promise<void> => {
     const size = cached.get(id);
     if (size === undefined) return;
     cached.delete(id);
     cachedBytes -= size;
+    const fd = fds.get(id);
+    fds.delete(id);
+    if (fd !== undefined) closeSync(fd);
     // An open read keeps its descriptor: unlinking under it is safe.
     await fsp.rm(fileOf(id), { force: true });
   };
@@ -142,14 +150,14 @@ const packReader = (deps: PackReaderDeps): PackReader => {
   const asVolumeError = (e: unknown, loc: BlobLocation): VolumeError =>
     typeof e === 'object' && e !== null && '_tag' in e ? (e as VolumeError) : { _tag: 'VolumeIOError', op: 'get', key: loc.digest, cause: e };
 
-  const read = (loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable> =>
+  const read = (loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer> =>
     packSize > deps.wholePackMax
       ? pipe(
           // A big blob alone in its pack: streamed straight through.
           deps.store.get(deps.keyOf(loc.pack)),
           TE.mapLeft((e) => deps.storeError(e, loc)),
         )
-      : TE.tryCatch(
+      : TE.tryCatch<VolumeError, Readable | Buffer>(
           async () => {
             touched(loc.pack);
             for (let attempt = 0; ; attempt++) {
@@ -160,8 +168,19 @@ const packReader = (deps: PackReaderDeps): PackReader => {
               }
               const file = size !== undefined ? fileOf(loc.pack) : await download(loc, packSize);
               try {
-                const fh = await fsp.open(file, 'r');
-                return fh.createReadStream({ start: loc.offset, end: loc.offset + loc.length - 1 }) as Readable;
+                let fd = fds.get(loc.pack);
+                if (fd === undefined) {
+                  fd = openSync(file, 'r');
+                  if (cached.has(loc.pack)) fds.set(loc.pack, fd);
+                  else setImmediate(() => closeSync(fd as number)); // evicted meanwhile: this read only
+                }
+                const bytes = Buffer.allocUnsafe(loc.length);
+                for (let done = 0; done < loc.length; ) {
+                  const got = readSync(fd, bytes, done, loc.length - done, loc.offset + done);
+                  if (got <= 0) throw new Error(`pack ${loc.pack} ends before ${loc.digest}`);
+                  done += got;
+                }
+                return bytes;
               } catch (e) {
                 // Evicted for another pack between the download and this open: fetch it again.
                 if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw e;
@@ -175,7 +194,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
   return {
     read: (loc, packSize) =>
       // An empty blob (stored unsealed) has no byte range to read.
-      loc.length === 0 ? TE.right(Readable.from([])) : read(loc, packSize),
+      loc.length === 0 ? TE.right(Buffer.alloc(0)) : read(loc, packSize),
     evict,
     prefetch: (packs) => {
       ahead.push(...packs);
@@ -184,6 +203,8 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     close: async () => {
       closed = true;
       ahead.length = 0;
+      for (const fd of fds.values()) closeSync(fd);
+      fds.clear();
       await Promise.allSettled([...downloads.values()]);
       await fsp.rm(deps.dir, { recursive: true, force: true });
     },

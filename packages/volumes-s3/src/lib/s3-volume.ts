@@ -194,17 +194,35 @@ const assemble = (
 
   const readPlain = (loc: BlobLocation): TE.TaskEither<VolumeError, Readable> =>
     pipe(
-      TE.tryCatch(() => index.packInfo(loc.pack), caught('get', loc.digest)),
+      TE.tryCatch(() => index.packMeta(loc.pack), caught('get', loc.digest)),
       TE.flatMap((info) =>
         info === undefined
           ? TE.left<VolumeError, Readable>({ _tag: 'BlobNotFound', op: 'get', key: loc.digest })
           : reader.read(loc, info.size),
       ),
       TE.map((stored) => {
-        let plain: Readable = stored;
+        if (Buffer.isBuffer(stored) && key === undefined) {
+          // Whole in memory: checked at once, without a stream stage.
+          const actual = createHash('sha256').update(stored).digest('hex');
+          if (actual === loc.digest) return Readable.from([stored], { objectMode: false });
+          void reader.evict(loc.pack); // the next read downloads the pack again
+          const failure = new VolumeStreamError({
+            _tag: 'BlobCorrupt',
+            op: 'get',
+            key: loc.digest,
+            cause: new Error(`content of ${stored.length} bytes hashes to ${actual}`),
+          });
+          return new Readable({
+            read() {
+              this.destroy(failure);
+            },
+          });
+        }
+        const body: Readable = Buffer.isBuffer(stored) ? Readable.from([stored], { objectMode: false }) : stored;
+        let plain = body;
         if (key !== undefined) {
           plain = decryptStream(key, { name: `${packKey(c.prefix, loc.pack)}@${loc.offset}` });
-          pipeline(stored, plain as unknown as NodeJS.WritableStream, () => undefined);
+          pipeline(body, plain as unknown as NodeJS.WritableStream, () => undefined);
         }
         const verified = verifiedStream(plain, loc.digest, 'get', (e) => storeReadError(loc.digest, e));
         // A damaged pack copy must not stay in the read cache: the next read downloads it again.
@@ -366,7 +384,7 @@ const assemble = (
         loc === undefined
           ? TE.left<VolumeError, BlobStat>({ _tag: 'BlobNotFound', op: 'stat', key: d })
           : pipe(
-              TE.tryCatch(() => index.packInfo(loc.pack), caught('stat', d)),
+              TE.tryCatch(() => index.packMeta(loc.pack), caught('stat', d)),
               TE.map((info) => ({
                 digest: d,
                 size: loc.size,
@@ -484,17 +502,18 @@ const assemble = (
     status: () => uploader.status(),
     onStatus: (l) => uploader.onStatus(l),
     prefetch: (digests) => {
-      // Resolved one by one (a restore's list is a few thousand), each new pack queued at once.
+      // Resolved page by page, each new pack queued at once.
       void (async () => {
         if (E.isLeft(await ensureSynced()())) return;
         const queued = new Set<PackId>();
-        for (const d of digests) {
-          if (cache.entry(d) !== undefined || !index.mayHold(d)) continue;
-          const loc = await index.locate(d);
-          if (loc === undefined || queued.has(loc.pack)) continue;
-          queued.add(loc.pack);
-          const info = await index.packInfo(loc.pack);
-          if (info !== undefined) reader.prefetch([{ loc, size: info.size }]);
+        for (let i = 0; i < digests.length; i += 512) {
+          const page = digests.slice(i, i + 512).filter((d) => cache.entry(d) === undefined && index.mayHold(d));
+          for (const loc of await index.locateMany(page)) {
+            if (loc === undefined || queued.has(loc.pack)) continue;
+            queued.add(loc.pack);
+            const meta = await index.packMeta(loc.pack);
+            if (meta !== undefined) reader.prefetch([{ loc, size: meta.size }]);
+          }
         }
       })().catch(() => undefined); // a hint: the reads report what is wrong
     },
