@@ -105,10 +105,14 @@ const drain = async (root: string): Promise<void> => {
   if (E.isLeft(r)) throw new Error(r.left.message);
 };
 
+/** Blobs waiting in the S3 volume's write cache: the records of its spool files (48-byte header: magic, size at 8, digest). */
 const cachedBlobs = async (root: string): Promise<number> => {
   let total = 0;
-  const dir = path.join(root, 'cache', 's3', 'items');
-  for (const shard of (await fs.readdir(dir).catch(() => [] as string[])).filter((s) => /^[0-9a-f]{2}$/.test(s))) total += (await fs.readdir(path.join(dir, shard))).length;
+  const dir = path.join(root, 'cache', 's3', 'spool');
+  for (const name of (await fs.readdir(dir).catch(() => [] as string[])).filter((f) => f.endsWith('.spool'))) {
+    const bytes = await fs.readFile(path.join(dir, name));
+    for (let at = 0; at + 48 <= bytes.length && bytes.readUInt32BE(at) === 0x5a584253; at += 48 + Number(bytes.readBigUInt64BE(at + 8))) total++;
+  }
   return total;
 };
 
