@@ -94,6 +94,8 @@ export interface BlobCache {
   ): TE.TaskEither<VolumeError, { readonly digest: Digest; readonly size: number; readonly added: boolean }>;
   /** The bytes of a cached blob of at most `SMALL_BLOB_BYTES` (`undefined` if not cached). Callers must not change them. */
   read(digest: Digest): E.Either<VolumeError, Buffer | undefined>;
+  /** Where a cached blob's bytes are on disk (`undefined` if not cached). */
+  where(digest: Digest): { readonly file: string; readonly offset: number; readonly length: number } | undefined;
   /** A read stream of a cached blob, opened before it resolves (`undefined` if not cached). */
   open(digest: Digest): TE.TaskEither<VolumeError, Readable | undefined>;
   /** Drops a blob from the cache (uploaded, or deleted); false when it was not there. */
@@ -431,6 +433,10 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     append,
     appendStream,
     read,
+    where: (d) => {
+      const r = records.get(d);
+      return r === undefined ? undefined : { file: fileOf(r.file), offset: r.offset, length: r.size };
+    },
     open,
     remove,
     damaged: () => damaged,

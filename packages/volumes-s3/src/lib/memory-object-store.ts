@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import * as TE from 'fp-ts/TaskEither';
 import type { S3Error } from './errors';
@@ -39,12 +40,15 @@ export const makeMemoryObjectStore = (): MemoryObjectStore => {
       const o = objects.get(key);
       return o && { key, size: o.bytes.length, metadata: { ...o.metadata }, lastModified: o.lastModified };
     }),
-    put: (key, body, size, metadata) =>
+    put: (key, body, size, metadata, options) =>
       guarded('put', key, async () => {
         const chunks: Buffer[] = [];
         for await (const c of body) chunks.push(Buffer.from(c as Buffer));
         const bytes = Buffer.concat(chunks);
         if (bytes.length !== size) throw new Error(`body of ${bytes.length} bytes, announced ${size}`);
+        // As S3 does with a Content-MD5 header.
+        if (options?.contentMd5 !== undefined && !createHash('md5').update(bytes).digest().equals(options.contentMd5))
+          throw Object.assign(new Error('The Content-MD5 you specified did not match what we received.'), { code: 'BadDigest' });
         objects.set(key, { bytes, metadata: { ...metadata }, lastModified: new Date() });
       }),
     get: (key) =>

@@ -7,7 +7,7 @@ import { pipe } from 'fp-ts/function';
 import type { Client } from 'minio';
 import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
 import { toS3Error, type S3Error } from './errors';
-import type { ListedObject, ObjectInfo, ObjectStore } from './object-store';
+import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
 
 const META_PREFIX = 'x-amz-meta-';
 /** A presigned PUT is used at once; this only bounds a URL that leaked into a log. */
@@ -123,19 +123,19 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
   // otherwise); the ETag it answers is checked too. Through minio the same PUT cost a copy of
   // the body and a SHA-256 of it (to sign the payload) on top: a third of a SmartScan's
   // hashing.
-  const putPresigned = async (key: string, body: Readable, size: number): Promise<void> => {
-    const hash = createHash('md5');
+  const putPresigned = async (key: string, body: Readable, size: number, given: Buffer | undefined): Promise<void> => {
+    const hash = given === undefined ? createHash('md5') : undefined;
     const chunks: Buffer[] = [];
     let n = 0;
     for await (const c of body) {
       const b = c as Buffer;
       n += b.length;
       if (n > size) throw new Error(`the body holds more bytes than the announced ${size}`);
-      hash.update(b);
+      hash?.update(b);
       chunks.push(b);
     }
     if (n !== size) throw new Error(`the body holds fewer bytes (${n}) than the announced ${size}`);
-    const md5 = hash.digest();
+    const md5 = given ?? (hash as Hash).digest();
     const url = await client.presignedPutObject(bucket, key, PRESIGNED_SECONDS);
     const answer = await new Promise<{ status: number; etag: string; body: string }>((resolve, reject) => {
       const request = (config.useSSL ? httpsRequest : httpRequest)(
@@ -192,13 +192,14 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
     body: Readable,
     size: number,
     metadata: Readonly<Record<string, string>>,
+    putOptions?: PutObjectOptions,
   ): TE.TaskEither<S3Error, void> => {
     const meta = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`${META_PREFIX}${k}`, v]));
     return call('put', key)(() =>
       (size > partSize
         ? putMultipart(key, body, size, meta)
         : Object.keys(meta).length === 0
-          ? guarded(body, options.uploadTimeoutMs(size), () => putPresigned(key, body, size))
+          ? guarded(body, options.uploadTimeoutMs(size), () => putPresigned(key, body, size, putOptions?.contentMd5))
           : putSingle(key, body, size, meta)
       ).finally(() => body.destroy()),
     );

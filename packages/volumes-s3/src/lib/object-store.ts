@@ -10,6 +10,14 @@ export interface ObjectInfo {
   readonly lastModified?: Date;
 }
 
+export interface PutObjectOptions {
+  /**
+   * The MD5 of `body`, computed elsewhere (the upload path hashes a pack on a worker thread); the
+   * store checks it against what it receives, so a wrong one fails the put, never stores wrong bytes.
+   */
+  readonly contentMd5?: Buffer;
+}
+
 export interface ListedObject {
   readonly key: string;
   readonly size: number;
@@ -30,7 +38,13 @@ export interface ObjectStore {
    * minio store checks the ETag against the MD5 of what it sent, or a multipart upload's size
    * and metadata with a HEAD); a body of another size fails the put. The uploader relies on it.
    */
-  put(key: string, body: Readable, size: number, metadata: Readonly<Record<string, string>>): TE.TaskEither<S3Error, void>;
+  put(
+    key: string,
+    body: Readable,
+    size: number,
+    metadata: Readonly<Record<string, string>>,
+    options?: PutObjectOptions,
+  ): TE.TaskEither<S3Error, void>;
   /** A missing key is `ObjectNotFound`, before any byte is streamed. */
   get(key: string): TE.TaskEither<S3Error, Readable>;
   /** Removing a missing key succeeds (S3 semantics). */

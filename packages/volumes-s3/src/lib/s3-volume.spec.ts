@@ -370,6 +370,28 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     expect(await spoolFiles(dir)).toEqual([]);
   });
 
+  it('a spool file changed on disk after the put does not change what is uploaded', async () => {
+    store.fault = (op) => (op === 'put' ? unavailable('put') : undefined);
+    const bytes = mailLikeText(6000, 14);
+    const { digest } = await expectRight(volume.put(streamOf(bytes)));
+    // The MD5 of a pack is computed from the spool file, the bytes sent come from memory: a
+    // damaged disk makes the store refuse the upload (BadDigest), and the next attempt hashes
+    // what it sends.
+    const [name] = await spoolFiles(dir);
+    const file = path.join(dir, 'spool', name ?? '');
+    const onDisk = await fsp.readFile(file);
+    onDisk[onDisk.length - 10] = (onDisk[onDisk.length - 10] ?? 0) ^ 0x55;
+    await fsp.writeFile(file, onDisk);
+    store.fault = () => undefined;
+    const before = store.calls.length;
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    expect((await variant.open(await storedBlob(volume, store, digest)))?.equals(bytes)).toBe(true);
+    expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
+    // Unsealed, the first attempt carried the spool file's MD5 and was refused; sealed blobs are hashed as sent.
+    const packPuts = store.calls.slice(before).filter((c) => c.op === 'put' && c.key.includes('/packs/')).length;
+    expect(packPuts).toBe(variant.name === 'plain' ? 2 : 1);
+  });
+
   it('a record cut short by a crash ends its spool file; the records before it are uploaded', async () => {
     await expectRight(volume.close());
     const whole = mailLikeText(4000, 9);

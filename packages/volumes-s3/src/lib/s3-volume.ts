@@ -28,6 +28,7 @@ import { makeMinioStore } from './minio-store';
 import type { ObjectStore } from './object-store';
 import { decodeIndexObject, indexPrefix, packIdOfIndexKey, packIdOfKey, packKey, packsPrefix, type PackId } from './pack-format';
 import { openPackIndex, type BlobLocation, type PackIndex } from './pack-index';
+import { makeMd5Worker } from './md5-worker';
 import { makePackReader, type PackReader } from './pack-reader';
 import { makeUploader, type UploadStatus, type Uploader } from './uploader';
 import { verifiedStream } from './verify-stream';
@@ -233,6 +234,7 @@ const assemble = (
       }),
     );
 
+  const md5Worker = makeMd5Worker();
   const uploader: Uploader = makeUploader({
     store,
     sealedStore,
@@ -248,6 +250,7 @@ const assemble = (
     partSize: c.partSize ?? DEFAULT_PART_SIZE,
     retry: { initialDelayMs: c.retry?.initialDelayMs ?? 1000, maxDelayMs: c.retry?.maxDelayMs ?? 60_000 },
     ensureSynced,
+    md5: (ranges) => md5Worker.md5(ranges),
     maintain: () =>
       compactionTurn({
         store,
@@ -492,6 +495,7 @@ const assemble = (
             async () => {
               await reader.close();
               await index.close();
+              await md5Worker.stop();
             },
             caught('close'),
           ),

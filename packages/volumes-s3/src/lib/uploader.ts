@@ -53,6 +53,8 @@ export interface UploaderDeps {
   readonly retry: RetrySettings;
   /** Loads the bucket's index into the local one when it is not there yet. */
   readonly ensureSynced: () => TE.TaskEither<VolumeError, void>;
+  /** The MD5 of file ranges, off the main thread (see `md5-worker.ts`); without it the store hashes. */
+  readonly md5?: (ranges: ReadonlyArray<{ file: string; offset: number; length: number }>) => Promise<Buffer>;
   /** Work to do when nothing waits for upload (compaction); true when it did some and wants another turn. */
   readonly maintain: () => TE.TaskEither<VolumeError, boolean>;
 }
@@ -78,6 +80,8 @@ export interface Uploader {
 
 const storeFailure = (e: S3Error, key: string): VolumeError =>
   e._tag === 'ObjectNotFound' ? { _tag: 'VolumeIOError', op: e.op, key, cause: e.cause } : { ...e, key };
+
+const codeOf = (cause: unknown): unknown => (typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined);
 
 const run = async <A>(te: TE.TaskEither<VolumeError, A>): Promise<A> => {
   const r = await te();
@@ -230,6 +234,16 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       { objectMode: false },
     );
 
+  let md5OffMainThread = deps.md5 !== undefined && deps.seal === undefined;
+  // The pack's MD5 from the spool files, when they hold every blob of it as sent (not sealed).
+  const workerMd5 = async (entries: readonly PackEntry[]): Promise<Buffer | undefined> => {
+    if (!md5OffMainThread || deps.md5 === undefined) return undefined;
+    const ranges = entries.map((e) => cache.where(e.digest));
+    if (ranges.some((r) => r === undefined)) return undefined;
+    // A worker that fails only costs the main thread the hashing again.
+    return deps.md5(ranges as Array<{ file: string; offset: number; length: number }>).catch(() => undefined);
+  };
+
   /** Uploads one pack; resolves with what happened, never rejects. */
   const uploadPack = async (id: PackId, digests: readonly Digest[]): Promise<E.Either<VolumeError, void>> => {
     try {
@@ -256,7 +270,13 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       const size = offset;
       await index.setPending({ id, size, entries });
       const pk = packKey(deps.prefix, id);
-      await run(pipe(store.put(pk, packBody(entries), size, {}), TE.mapLeft((e) => storeFailure(e, pk))));
+      const contentMd5 = await workerMd5(entries);
+      const sent = await store.put(pk, packBody(entries), size, {}, contentMd5 === undefined ? undefined : { contentMd5 })();
+      if (E.isLeft(sent)) {
+        // The spool file and the bytes sent disagree (a damaged disk): hash what is sent from now on.
+        if (contentMd5 !== undefined && codeOf(sent.left.cause) === 'BadDigest') md5OffMainThread = false;
+        throw storeFailure(sent.left, pk);
+      }
       const at = Date.now();
       const ik = indexKey(deps.prefix, id);
       const description = encodeIndexObject(id, size, at, entries);
