@@ -43,7 +43,7 @@ const PACK_IDLE_MS = 250;
 /** Whole packs kept on disk for reads (a restore reads many blobs of each). */
 const READ_CACHE_BYTES = 256 * MiB;
 /** Index objects fetched at once when a new machine loads the bucket's index. */
-const INDEX_FETCH_CONCURRENCY = 8;
+const INDEX_FETCH_CONCURRENCY = 24;
 
 export type S3VolumeStatus = UploadStatus;
 
