@@ -3,7 +3,7 @@ import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { VolumeError } from '@zxbackup/volume-contract';
-import type { S3Error } from './errors';
+import { objectFailure } from './errors';
 import type { ObjectStore } from './object-store';
 import { encodeIndexObject, indexKey, packKey, type PackEntry, type PackId } from './pack-format';
 import type { PackIndex } from './pack-index';
@@ -20,9 +20,6 @@ export interface CompactionDeps {
   /** Dirty packs handled per turn. */
   readonly batch: number;
 }
-
-const storeFailure = (e: S3Error, key: string): VolumeError =>
-  e._tag === 'ObjectNotFound' ? { _tag: 'VolumeIOError', op: e.op, key, cause: e.cause } : { ...e, key };
 
 /**
  * One turn of pack maintenance after deletes (the uploader runs it when nothing waits for
@@ -54,7 +51,7 @@ const compactOne = (deps: CompactionDeps, id: PackId): TE.TaskEither<VolumeError
     const removed = await pipe(
       deps.sealedStore.remove(ik),
       TE.flatMap(() => deps.store.remove(pk)),
-      TE.mapLeft((e) => storeFailure(e, pk)),
+      TE.mapLeft((e) => objectFailure(e, pk)),
     )();
     if (E.isLeft(removed)) return removed;
     await index.dropPack(id);
@@ -73,7 +70,7 @@ const compactOne = (deps: CompactionDeps, id: PackId): TE.TaskEither<VolumeError
   const description = encodeIndexObject(id, info.size, info.uploadedAt, entries);
   const put = await pipe(
     deps.sealedStore.put(ik, Readable.from([description]), description.length, {}),
-    TE.mapLeft((e) => storeFailure(e, ik)),
+    TE.mapLeft((e) => objectFailure(e, ik)),
   )();
   if (E.isLeft(put)) return put;
   await clearIfUnchanged(index, id, info.live);

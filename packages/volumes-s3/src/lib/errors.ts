@@ -75,6 +75,19 @@ export const toVolumeError = (e: S3Error, digest: Digest): VolumeError =>
     ? { _tag: 'BlobNotFound', op: e.op, key: digest, cause: e.cause }
     : { ...e, key: digest };
 
+/**
+ * A store failure on an object the volume itself wrote (a pack, an index object): a missing
+ * one is an I/O failure of the volume, not a missing blob.
+ */
+export const objectFailure = (e: S3Error, key: string): VolumeError =>
+  e._tag === 'ObjectNotFound' ? { _tag: 'VolumeIOError', op: e.op, key, cause: e.cause } : { ...e, key };
+
+/** What a rejected promise carried: a `VolumeError` as it is, anything else as a `VolumeIOError` of `op`. */
+export const asVolumeError =
+  (op: string, key?: string) =>
+  (e: unknown): VolumeError =>
+    typeof e === 'object' && e !== null && '_tag' in e ? (e as VolumeError) : { _tag: 'VolumeIOError', op, ...(key === undefined ? {} : { key }), cause: e };
+
 /** Local cache failures: a full disk is `VolumeFull`, the rest `VolumeIOError`. */
 export const fsError = (op: string, key: string | undefined, e: unknown): VolumeError => {
   const code = field(e, 'code');

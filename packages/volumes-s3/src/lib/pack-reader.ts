@@ -6,7 +6,7 @@ import { pipeline } from 'node:stream/promises';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { VolumeError } from '@zxbackup/volume-contract';
-import type { S3Error } from './errors';
+import { asVolumeError, type S3Error } from './errors';
 import type { ObjectStore } from './object-store';
 import type { PackId } from './pack-format';
 import type { BlobLocation } from './pack-index';
@@ -147,9 +147,6 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     return work;
   };
 
-  const asVolumeError = (e: unknown, loc: BlobLocation): VolumeError =>
-    typeof e === 'object' && e !== null && '_tag' in e ? (e as VolumeError) : { _tag: 'VolumeIOError', op: 'get', key: loc.digest, cause: e };
-
   const read = (loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer> =>
     packSize > deps.wholePackMax
       ? pipe(
@@ -188,7 +185,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
               }
             }
           },
-          (e) => asVolumeError(e, loc),
+          asVolumeError('get', loc.digest),
         );
 
   return {

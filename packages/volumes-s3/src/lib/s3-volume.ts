@@ -23,7 +23,7 @@ import { compactionTurn } from './compaction';
 import { DEFAULT_PACK_SIZE, DEFAULT_PART_SIZE, decodeS3VolumeConfig, type S3VolumeConfig } from './config';
 import { makeEncryptedObjectStore, storeReadError } from './encrypted-object-store';
 import { EncryptionFailure, decryptStream, encryptStream, encryptedSize, loadKeyFile, type EncryptionKey } from './encryption';
-import type { S3Error } from './errors';
+import { asVolumeError, objectFailure, toVolumeError } from './errors';
 import { makeMinioStore } from './minio-store';
 import type { ObjectStore } from './object-store';
 import { decodeIndexObject, indexPrefix, packIdOfIndexKey, packIdOfKey, packKey, packsPrefix, type PackId } from './pack-format';
@@ -67,11 +67,6 @@ export interface S3Volume extends BlobVolume {
   locate(d: Digest): TE.TaskEither<VolumeError, StoredLocation | undefined>;
 }
 
-const indexFailure = (op: string, e: unknown): VolumeError => ({ _tag: 'VolumeIOError', op, cause: e });
-const caught = (op: string, key?: string) => (e: unknown): VolumeError =>
-  typeof e === 'object' && e !== null && '_tag' in e
-    ? (e as VolumeError)
-    : { _tag: 'VolumeIOError', op, ...(key === undefined ? {} : { key }), cause: e };
 
 /**
  * Builds the volume over any `ObjectStore` (the minio one, or a fake in unit specs). `store`
@@ -96,7 +91,7 @@ export const makeS3VolumeWith = (
         dir: path.join(c.cacheDir, 'packs'),
         capacityBytes: c.readCacheBytes ?? READ_CACHE_BYTES,
         wholePackMax: 2 * (c.packSize ?? DEFAULT_PACK_SIZE),
-        storeError: (e, loc) => storeReadFailure(e, loc.digest),
+        storeError: (e, loc) => toVolumeError(e, loc.digest),
       }),
     ),
     TE.map(({ c, cache, index, reader }) => assemble(c, store, key, cache, index, reader)),
@@ -130,9 +125,6 @@ export const makeS3Volume = (config: S3VolumeConfig): TE.TaskEither<VolumeError,
     }),
   );
 
-const storeReadFailure = (e: S3Error, d: Digest): VolumeError =>
-  e._tag === 'ObjectNotFound' ? { _tag: 'BlobNotFound', op: e.op, key: d, cause: e.cause } : { ...e, key: d };
-
 const assemble = (
   c: S3VolumeConfig,
   store: ObjectStore,
@@ -152,7 +144,7 @@ const assemble = (
       const id = packIdOfIndexKey(c.prefix, o.key);
       if (id !== undefined) ids.push(id);
     })();
-    if (E.isLeft(listed)) return E.left({ ...listed.left, _tag: listed.left._tag === 'ObjectNotFound' ? 'VolumeIOError' : listed.left._tag, cause: listed.left.cause } as VolumeError);
+    if (E.isLeft(listed)) return E.left(objectFailure(listed.left, indexPrefix(c.prefix)));
     let next = 0;
     let failure: VolumeError | undefined;
     const worker = async (): Promise<void> => {
@@ -166,7 +158,7 @@ const assemble = (
         }
         const described = decodeIndexObject(id, r.right);
         if (E.isLeft(described)) {
-          failure = indexFailure('loadIndex', new Error(`the index object of pack ${id} ${described.left}`));
+          failure = { _tag: 'VolumeIOError', op: 'loadIndex', key: `${indexPrefix(c.prefix)}${id}`, cause: new Error(`the index object of pack ${id} ${described.left}`) };
           return;
         }
         await index.addPack(id, described.right.size, described.right.at, described.right.entries, { sync: false });
@@ -180,7 +172,7 @@ const assemble = (
   const ensureSynced = (): TE.TaskEither<VolumeError, void> => () => {
     if (index.synced()) return Promise.resolve(E.right(undefined));
     syncing ??= loadBucketIndex()
-      .catch((e: unknown) => E.left(caught('loadIndex')(e)))
+      .catch((e: unknown) => E.left(asVolumeError('loadIndex')(e)))
       .finally(() => {
         syncing = undefined;
       });
@@ -190,12 +182,12 @@ const assemble = (
   const locate = (d: Digest): TE.TaskEither<VolumeError, BlobLocation | undefined> =>
     pipe(
       ensureSynced(),
-      TE.flatMap(() => (index.mayHold(d) ? TE.tryCatch(() => index.locate(d), caught('locate', d)) : TE.right(undefined))),
+      TE.flatMap(() => (index.mayHold(d) ? TE.tryCatch(() => index.locate(d), asVolumeError('locate', d)) : TE.right(undefined))),
     );
 
   const readPlain = (loc: BlobLocation): TE.TaskEither<VolumeError, Readable> =>
     pipe(
-      TE.tryCatch(() => index.packMeta(loc.pack), caught('get', loc.digest)),
+      TE.tryCatch(() => index.packMeta(loc.pack), asVolumeError('get', loc.digest)),
       TE.flatMap((info) =>
         info === undefined
           ? TE.left<VolumeError, Readable>({ _tag: 'BlobNotFound', op: 'get', key: loc.digest })
@@ -387,7 +379,7 @@ const assemble = (
         loc === undefined
           ? TE.left<VolumeError, BlobStat>({ _tag: 'BlobNotFound', op: 'stat', key: d })
           : pipe(
-              TE.tryCatch(() => index.packMeta(loc.pack), caught('stat', d)),
+              TE.tryCatch(() => index.packMeta(loc.pack), asVolumeError('stat', d)),
               TE.map((info) => ({
                 digest: d,
                 size: loc.size,
@@ -424,7 +416,7 @@ const assemble = (
       TE.flatMap((wasCached) =>
         pipe(
           ensureSynced(),
-          TE.flatMap(() => TE.tryCatch(() => index.remove(d), caught('delete', d))),
+          TE.flatMap(() => TE.tryCatch(() => index.remove(d), asVolumeError('delete', d))),
           TE.flatMap((indexed) => {
             if (indexed) uploader.kick(); // its pack shrinks: rewrite, repack or remove it
             return indexed || wasCached ? TE.right(undefined) : TE.left<VolumeError, void>({ _tag: 'BlobNotFound', op: 'delete', key: d });
@@ -447,7 +439,7 @@ const assemble = (
             await visit(d);
           }
         },
-        caught('list'),
+        asVolumeError('list'),
       ),
       TE.flatMap(() => ensureSynced()),
       TE.flatMap(() =>
@@ -456,7 +448,7 @@ const assemble = (
             const id = packIdOfKey(c.prefix, o.key);
             if (id !== undefined) packs.add(id);
           }),
-          TE.mapLeft((e): VolumeError => (e._tag === 'ObjectNotFound' ? { ...e, _tag: 'VolumeIOError', cause: e.cause } : e)),
+          TE.mapLeft((e) => objectFailure(e, packsPrefix(c.prefix))),
         ),
       ),
       TE.flatMap(() =>
@@ -468,7 +460,7 @@ const assemble = (
               fromPacks++;
               await visit(loc.digest);
             }),
-          caught('list'),
+          asVolumeError('list'),
         ),
       ),
       TE.map(() => seen.size + fromPacks),
@@ -497,7 +489,7 @@ const assemble = (
               await index.close();
               await md5Worker.stop();
             },
-            caught('close'),
+            asVolumeError('close'),
           ),
         ),
       ),
@@ -533,7 +525,7 @@ const assemble = (
 const readObject = (store: ObjectStore, key: string): TE.TaskEither<VolumeError, Buffer> =>
   pipe(
     store.get(key),
-    TE.mapLeft((e): VolumeError => (e._tag === 'ObjectNotFound' ? { _tag: 'VolumeIOError', op: 'loadIndex', key, cause: e.cause } : { ...e, key })),
+    TE.mapLeft((e) => objectFailure(e, key)),
     TE.flatMap((body) =>
       TE.tryCatch(
         async () => {

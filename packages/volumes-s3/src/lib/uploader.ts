@@ -5,7 +5,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Digest, VolumeError } from '@zxbackup/volume-contract';
 import { SMALL_BLOB_BYTES, type BlobCache } from './cache';
-import type { S3Error } from './errors';
+import { asVolumeError, objectFailure } from './errors';
 import type { ObjectStore } from './object-store';
 import { encodeIndexObject, indexKey, newPackId, packKey, type PackEntry, type PackId } from './pack-format';
 import type { PackIndex } from './pack-index';
@@ -78,9 +78,6 @@ export interface Uploader {
   close(): Promise<void>;
 }
 
-const storeFailure = (e: S3Error, key: string): VolumeError =>
-  e._tag === 'ObjectNotFound' ? { _tag: 'VolumeIOError', op: e.op, key, cause: e.cause } : { ...e, key };
-
 const codeOf = (cause: unknown): unknown => (typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined);
 
 const run = async <A>(te: TE.TaskEither<VolumeError, A>): Promise<A> => {
@@ -88,10 +85,6 @@ const run = async <A>(te: TE.TaskEither<VolumeError, A>): Promise<A> => {
   if (E.isLeft(r)) throw r.left;
   return r.right;
 };
-const asVolumeError = (e: unknown, op: string, key?: string): VolumeError =>
-  typeof e === 'object' && e !== null && '_tag' in e
-    ? (e as VolumeError)
-    : { _tag: 'VolumeIOError', op, ...(key === undefined ? {} : { key }), cause: e };
 
 /**
  * Uploads cached blobs in the background as packs, `concurrency` packs at a time, oldest blobs
@@ -170,7 +163,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
   const resolvePending = async (): Promise<void> => {
     for (const p of await index.pending()) {
       if (inFlight.has(p.id)) continue;
-      const info = await run(pipe(sealedStore.stat(indexKey(deps.prefix, p.id)), TE.mapLeft((e) => storeFailure(e, indexKey(deps.prefix, p.id)))));
+      const info = await run(pipe(sealedStore.stat(indexKey(deps.prefix, p.id)), TE.mapLeft((e) => objectFailure(e, indexKey(deps.prefix, p.id)))));
       if (info !== undefined) {
         await index.addPack(p.id, p.size, info.lastModified?.getTime() ?? Date.now(), p.entries);
         for (const e of p.entries) {
@@ -180,7 +173,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
           cache.remove(e.digest);
         }
       } else {
-        await run(pipe(store.remove(packKey(deps.prefix, p.id)), TE.mapLeft((e) => storeFailure(e, packKey(deps.prefix, p.id)))));
+        await run(pipe(store.remove(packKey(deps.prefix, p.id)), TE.mapLeft((e) => objectFailure(e, packKey(deps.prefix, p.id)))));
         await index.clearPending(p.id);
       }
     }
@@ -194,7 +187,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
         await resolvePending();
         prepared = true;
       } catch (e) {
-        failed(asVolumeError(e, 'upload'));
+        failed(asVolumeError('upload')(e));
       } finally {
         preparing = false;
         emit();
@@ -275,12 +268,12 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       if (E.isLeft(sent)) {
         // The spool file and the bytes sent disagree (a damaged disk): hash what is sent from now on.
         if (contentMd5 !== undefined && codeOf(sent.left.cause) === 'BadDigest') md5OffMainThread = false;
-        throw storeFailure(sent.left, pk);
+        throw objectFailure(sent.left, pk);
       }
       const at = Date.now();
       const ik = indexKey(deps.prefix, id);
       const description = encodeIndexObject(id, size, at, entries);
-      await run(pipe(sealedStore.put(ik, Readable.from([description]), description.length, {}), TE.mapLeft((e) => storeFailure(e, ik))));
+      await run(pipe(sealedStore.put(ik, Readable.from([description]), description.length, {}), TE.mapLeft((e) => objectFailure(e, ik))));
       await index.addPack(id, size, at, entries);
       for (const e of entries) {
         moving.delete(e.digest);
@@ -288,7 +281,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       }
       return E.right(undefined);
     } catch (e) {
-      return E.left(asVolumeError(e, 'upload', packKey(deps.prefix, id)));
+      return E.left(asVolumeError('upload', packKey(deps.prefix, id))(e));
     }
   };
 
@@ -346,7 +339,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
         maintenanceWanted = await run(deps.maintain());
         succeeded();
       } catch (e) {
-        failed(asVolumeError(e, 'compact'));
+        failed(asVolumeError('compact')(e));
       } finally {
         maintaining = false;
         emit();
