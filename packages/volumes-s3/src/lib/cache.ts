@@ -1,9 +1,7 @@
 import { createHash } from 'node:crypto';
 import {
   closeSync,
-  createReadStream,
   fstatSync,
-  fsyncSync,
   openSync,
   promises as fsp,
   readSync,
@@ -14,9 +12,10 @@ import {
   writevSync,
 } from 'node:fs';
 import * as path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
+import { pipe } from 'fp-ts/function';
 import type { Digest, VolumeError } from '@zxbackup/volume-contract';
 import { fsError } from './errors';
 
@@ -343,7 +342,7 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
   const open = (d: Digest): TE.TaskEither<VolumeError, Readable | undefined> => {
     const r = records.get(d);
     if (r === undefined) return TE.right(undefined);
-    if (r.size === 0) return TE.right(createReadStream('/dev/null'));
+    if (r.size === 0) return TE.right(Readable.from([], { objectMode: false }));
     return TE.tryCatch(
       async () => {
         const fh = await fsp.open(fileOf(r.file), 'r');
@@ -362,23 +361,6 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     liveIn.set(r.file, (liveIn.get(r.file) ?? 1) - 1);
     release(r.file);
     return true;
-  };
-
-  const syncAll = (): void => {
-    for (const n of [...unsynced]) {
-      if (current?.n === n) fsyncSync(current.fd);
-      else if (liveIn.has(n)) fsyncSync(fdFor(n));
-      unsynced.delete(n);
-    }
-    if (dirDirty) {
-      dirDirty = false;
-      const fd = openSync(spoolDir, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
   };
 
   // Few files per flush (one per ~8 MiB): their fsyncs run on a worker of libuv's pool.
@@ -423,6 +405,21 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
       (e) => fsError('flush', undefined, e),
     );
 
+  // After the last flush: nothing is written any more; an emptied current file goes.
+  const closeFiles: TE.TaskEither<VolumeError, void> = TE.tryCatch(
+    async () => {
+      for (const fd of fds.values()) closeSync(fd);
+      fds.clear();
+      if (current !== undefined) {
+        closeSync(current.fd);
+        const n = current.n;
+        current = undefined;
+        release(n);
+      }
+    },
+    (e) => fsError('close', undefined, e),
+  );
+
   return {
     dir,
     entry: (d) => {
@@ -442,19 +439,9 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     damaged: () => damaged,
     flush,
     close: () =>
-      TE.tryCatch(
-        async () => {
-          syncAll();
-          for (const fd of fds.values()) closeSync(fd);
-          fds.clear();
-          if (current !== undefined) {
-            closeSync(current.fd);
-            const n = current.n;
-            current = undefined;
-            release(n);
-          }
-        },
-        (e) => fsError('close', undefined, e),
+      pipe(
+        flush(),
+        TE.flatMap(() => closeFiles),
       ),
     count: () => records.size,
     bytes: () => totalBytes,
