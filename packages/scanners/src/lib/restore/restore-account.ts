@@ -1,4 +1,4 @@
-import type { AccountId, AccountMeta, FolderMeta, History, ItemId } from '@zxbackup/item-store';
+import type { AccountId, AccountMeta, FolderMeta, History, ItemId, Transaction } from '@zxbackup/item-store';
 import { ACCOUNT_ITEM_ID } from '../engine/ids';
 import { metaOf } from '../engine/util';
 import { runR, traverse, writingRestoreTask, type RestoreDeps } from './deps';
@@ -123,48 +123,45 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
       bytes += m.state.size ?? 0;
       deps.onProgress?.({ phase: 'messages', done: messages });
     });
-    // A remote volume is told the whole list of blobs first, so that it can fetch ahead of the
-    // writes (an S3 volume downloads the packs holding them, several at a time).
-    const hinted = (async () => {
-      const prefetch = deps.volume.prefetch?.bind(deps.volume);
-      if (prefetch === undefined) return;
-      const digests: Digest[] = [];
-      await traverse(
-        (guard) =>
-          deps.store.forEachHistory(
-            account,
-            guard(async (_a, _id, history) => {
-              const state = liveAt(history, at) ?? (undelete ? lastLiveAtOrBefore(history, at) : undefined);
-              if (state !== undefined && isMessageState(state) && state.digest !== undefined) digests.push(state.digest as Digest);
-            }),
-          ),
-        restoreError.store('readItems', account),
-      );
-      prefetch(digests);
-    })();
-    const walked = (async () => {
-      await hinted;
-      await traverse(
+    /** Every item of the account as it is restored: its state at T (or before, to undelete) and whether it was live. */
+    const forEachItemAt = (visit: (state: Transaction, live: boolean) => Promise<void>): Promise<void> =>
+      traverse(
         (guard) =>
           deps.store.forEachHistory(
             account,
             guard(async (_a, _id, history) => {
               const live = liveAt(history, at);
               const state = live ?? (undelete ? lastLiveAtOrBefore(history, at) : undefined);
-              if (state === undefined) return;
-              if (!isMessageState(state)) {
-                if (live !== undefined && state.kind !== 'folder' && state.kind !== 'account') ignored++;
-                return;
-              }
-              await ahead.push(() => ({
-                state,
-                live: live !== undefined,
-                content: state.digest === undefined ? undefined : prefetchBlob(deps.volume, state.digest as Digest, state.size),
-              }));
+              if (state !== undefined) await visit(state, live !== undefined);
             }),
           ),
         restoreError.store('readItems', account),
       );
+    // A remote volume is told the whole list of blobs first, so that it can fetch ahead of the
+    // writes (an S3 volume downloads the packs holding them, several at a time). A second pass
+    // over the metadata, rather than holding every message's state of the account in memory.
+    const hinted = (async () => {
+      const prefetch = deps.volume.prefetch?.bind(deps.volume);
+      if (prefetch === undefined) return;
+      const digests: Digest[] = [];
+      await forEachItemAt(async (state) => {
+        if (isMessageState(state) && state.digest !== undefined) digests.push(state.digest as Digest);
+      });
+      prefetch(digests);
+    })();
+    const walked = (async () => {
+      await hinted;
+      await forEachItemAt(async (state, live) => {
+        if (!isMessageState(state)) {
+          if (live && state.kind !== 'folder' && state.kind !== 'account') ignored++;
+          return;
+        }
+        await ahead.push(() => ({
+          state,
+          live,
+          content: state.digest === undefined ? undefined : prefetchBlob(deps.volume, state.digest as Digest, state.size),
+        }));
+      });
       await ahead.drain();
     })();
     const [preparation, walk] = await Promise.allSettled([prepared, walked]);
