@@ -5,12 +5,17 @@
  * 1. Generates BENCH_FILES (20,000) files of mail-like sizes (log-normal, median ~20 KB, tail to a
  *    few MB, ~1 GB in all; text, MIME with base64 attachments, raw random documents) with a
  *    seeded PRNG, in a temp dir that is removed at the end.
- * 2. Times `sha256sum`, `tar -cf` and `cp -r` (the floor of a file-per-blob layout here) over
- *    them, then, for each compression mode in BENCH_MODES
- *    (auto,never) and each way of putting in BENCH_PUTS (file,stream): a put of every file
- *    (BENCH_CONCURRENCY at once, one flush at the end: durable) and a verified get of every
- *    blob. `file` is `putFile(path)` (the volume reads the file itself, as for a Maildir
- *    message); `stream` is `put(createReadStream(path))` (any other source).
+ * 2. In each of BENCH_ROUNDS (3) rounds, times `sha256sum`, `tar -cf`, `cp -r` (the floor of a
+ *    file-per-blob layout here) and a floor loop over them, then, for each compression mode in
+ *    BENCH_MODES (auto,never) and each way of putting in BENCH_PUTS (file; `file,stream` for
+ *    both): a put of every file (BENCH_CONCURRENCY at once, one flush at the end: durable) and
+ *    a verified get of every blob. `file` is `putFile(path)` (the volume reads the file itself,
+ *    as for a Maildir message); `stream` is `put(createReadStream(path))` (any other source).
+ * 3. Prints each figure's median and min..max over the rounds, the ratios of the medians, and
+ *    the same-round ratios' median and range.
+ * BENCH_BASELINE=<a built dist/index.js of another version of the package> measures it too, in
+ * each round beside this one (in turns first and second), as "... (baseline)": a before/after
+ * under the same load (NODE_PATH=node_modules when that build lies outside the workspace).
  * Targets: put >= 0.5x tar throughput; get >= 1.0x sha256sum throughput.
  * UV_THREADPOOL_SIZE defaults to 16 here (libuv's default is 4), as the apps may set it: a put
  * is a handful of small file-system calls, each a round trip to that pool, and under load four
@@ -23,6 +28,7 @@ import { execSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { createReadStream, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import * as fs from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import * as E from 'fp-ts/Either';
@@ -35,8 +41,10 @@ process.env.UV_THREADPOOL_SIZE ??= '16';
 
 const FILES = Number(process.env.BENCH_FILES ?? 20_000);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
+const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const MODES = (process.env.BENCH_MODES ?? 'auto,never').split(',') as Array<'auto' | 'never' | 'always'>;
-const PUTS = (process.env.BENCH_PUTS ?? 'file,stream').split(',') as Array<'file' | 'stream'>;
+const PUTS = (process.env.BENCH_PUTS ?? 'file').split(',') as Array<'file' | 'stream'>;
+const BASELINE = process.env.BENCH_BASELINE;
 const MEDIAN = 20 * 1024;
 const SIGMA = 1.4; // mean = median * e^(sigma^2/2) ~ 53 KB: 20,000 files ~ 1 GB
 const MAX_SIZE = 16 * 1024 * 1024;
@@ -166,6 +174,26 @@ const runLimited = async <A>(items: readonly A[], limit: number, task: (item: A,
 
 const duOf = (dir: string): number => Number(execSync(`du -sb ${JSON.stringify(dir)}`).toString().split('\t')[0]);
 
+interface Measured {
+  readonly wall: number;
+  readonly cpu: number;
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] as number) : ((s[mid - 1] as number) + (s[mid] as number)) / 2;
+};
+
+const BUILDS: ReadonlyArray<{ readonly tag: string; readonly make: typeof makeLocalVolume }> = [
+  { tag: '', make: makeLocalVolume },
+  ...(BASELINE === undefined ? [] : [{ tag: ' (baseline)', make: (createRequire(__filename)(path.resolve(BASELINE)) as { makeLocalVolume: typeof makeLocalVolume }).makeLocalVolume }]),
+];
+
+const SHA = 'sha256sum';
+const TAR = 'tar -cf (not fsynced)';
+const FLOOR = 'floor loop (not fsynced)';
+
 const main = async (): Promise<void> => {
   const base = await fs.mkdtemp(path.join(tmpdir(), 'zxb-bench-volumes-local-'));
   try {
@@ -177,6 +205,7 @@ const main = async (): Promise<void> => {
     const sizes = await Promise.all(files.map(async (f) => (await fs.stat(f)).size));
     const sorted = [...sizes].sort((a, b) => a - b);
     const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
+    const loadavg = (): string => readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
     console.log(`corpus: ${files.length} files, ${(bytes / MB).toFixed(0)} MB in ${genTime.toFixed(1)} s`);
     console.log(
       `  sizes: median ${(pct(0.5) / 1024).toFixed(1)} KB, p90 ${(pct(0.9) / 1024).toFixed(0)} KB, p99 ${(pct(0.99) / 1024).toFixed(0)} KB, max ${(pct(1) / MB).toFixed(1)} MB`,
@@ -184,81 +213,124 @@ const main = async (): Promise<void> => {
     console.log(
       `  bytes: text ${((100 * kinds.text) / bytes).toFixed(0)}%, MIME with base64 ${((100 * kinds.mime) / bytes).toFixed(0)}%, random documents ${((100 * kinds.document) / bytes).toFixed(0)}%`,
     );
-    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, ZXBACKUP_IO_THREADS=${process.env.ZXBACKUP_IO_THREADS ?? "default"}, concurrency ${CONCURRENCY}, load ${execSync("cat /proc/loadavg").toString().trim()}`);
+    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, ZXBACKUP_IO_THREADS=${process.env.ZXBACKUP_IO_THREADS ?? 'default'}, concurrency ${CONCURRENCY}, ${ROUNDS} rounds, load ${loadavg()}`);
     execSync('sync');
 
     const mbps = (s: number): string => `${(bytes / MB / s).toFixed(0).padStart(4)} MB/s`;
-    const line = (label: string, m: { wall: number; cpu: number }, extra = ''): void =>
-      console.log(`${label.padEnd(26)} ${m.wall.toFixed(2).padStart(6)} s  ${mbps(m.wall)}  cpu ${m.cpu.toFixed(2).padStart(6)} s${extra}`);
-    const sha = measureShell(`find ${JSON.stringify(corpus)} -type f -print0 | xargs -0 sha256sum > /dev/null`);
-    line('sha256sum', sha);
-    const tarFile = path.join(base, 'x.tar');
-    const tar = measureShell(`tar -cf ${JSON.stringify(tarFile)} -C ${JSON.stringify(corpus)} .`);
-    line('tar -cf (not fsynced)', tar);
-    await fs.rm(tarFile);
-    execSync('sync');
-    // The floor of a one-file-per-blob layout on this file system: the same files copied as
-    // files (no hashing, no compression, no fsync). tar writes one file; we create 20,000.
-    const copyDir = path.join(base, 'copy');
-    const copy = measureShell(`cp -r ${JSON.stringify(corpus)} ${JSON.stringify(copyDir)}`);
-    line('cp -r (not fsynced)', copy, `  = ${(tar.wall / copy.wall).toFixed(2)}x tar's throughput`);
-    // The floor of the layout itself: one thread doing the least a content-addressed put must do
-    // per file (read, SHA-256, create a temp file, write, rename it under its digest), with
-    // synchronous calls and no fsync, no compression, no dedup check.
-    const floorDir = path.join(base, 'floor');
-    await fs.mkdir(path.join(floorDir, 'tmp'), { recursive: true });
-    for (let i = 0; i < 256; i++) await fs.mkdir(path.join(floorDir, i.toString(16).padStart(2, '0')));
-    const floor = await measure(async () => {
-      files.forEach((file, i) => {
-        const raw = readFileSync(file);
-        const digest = createHash('sha256').update(raw).digest('hex');
-        const temp = path.join(floorDir, 'tmp', String(i));
-        writeFileSync(temp, raw, { flag: 'wx' });
-        renameSync(temp, path.join(floorDir, digest.slice(-2), digest));
-      });
-    });
-    line('floor loop (not fsynced)', floor, `  = ${(tar.wall / floor.wall).toFixed(2)}x tar's throughput`);
-    // Nothing is deleted until the end: on a file system without a journal (this VM's ext4),
-    // creating files right after tens of thousands were deleted is several times slower (the
-    // allocator skips recently freed inodes), which would charge one tool for another's cleanup.
-    execSync('sync');
+    const line = (label: string, m: Measured, extra = ''): void =>
+      console.log(`${label.padEnd(36)} ${m.wall.toFixed(2).padStart(6)} s  ${mbps(m.wall)}  cpu ${m.cpu.toFixed(2).padStart(6)} s${extra}`);
+    // Every figure of every round, by label, in the order first seen.
+    const figures = new Map<string, Measured[]>();
+    const record = (label: string, m: Measured, extra = ''): Measured => {
+      const seen = figures.get(label) ?? [];
+      seen.push(m);
+      figures.set(label, seen);
+      line(label, m, extra);
+      return m;
+    };
+    // Same-round ratios (the peer's wall time / ours: a throughput ratio), by name, with the two
+    // figures they compare, for the ratio of the medians at the end.
+    const ratios = new Map<string, { peer: string; ours: string; values: number[] }>();
+    const ratio = (name: string, peer: string, ours: string): string => {
+      const value = (figures.get(peer)?.at(-1)?.wall ?? NaN) / (figures.get(ours)?.at(-1)?.wall ?? NaN);
+      const entry = ratios.get(name) ?? { peer, ours, values: [] };
+      entry.values.push(value);
+      ratios.set(name, entry);
+      return value.toFixed(2);
+    };
 
-    for (const compression of MODES) for (const how of PUTS) {
-      const root = path.join(base, `volume-${compression}-${how}`);
-      await fs.mkdir(root);
+    // Rounds interleave every peer and mode, so a slow spell of this shared VM (tar's own time
+    // swings 2.4x from run to run) hits all of them, and the medians compare like with like. Each
+    // round writes into new directories and nothing is deleted until the end: on a file system
+    // without a journal (this VM's ext4), creating files right after tens of thousands were
+    // deleted is several times slower (the allocator skips recently freed inodes), which would
+    // charge one tool for another's cleanup.
+    for (let round = 1; round <= ROUNDS; round += 1) {
+      const dir = path.join(base, `round-${round}`);
+      await fs.mkdir(dir);
+      console.log(`\nround ${round}/${ROUNDS} (load ${loadavg()})`);
+      const sha = record(SHA, measureShell(`find ${JSON.stringify(corpus)} -type f -print0 | xargs -0 sha256sum > /dev/null`));
+      const tar = record(TAR, measureShell(`tar -cf ${JSON.stringify(path.join(dir, 'x.tar'))} -C ${JSON.stringify(corpus)} .`));
       execSync('sync');
-      const volume: LocalVolume = await must(makeLocalVolume({ root, compression }));
-      const digests: Digest[] = new Array<Digest>(files.length);
-      const put = await measure(() =>
-        runLimited(files, CONCURRENCY, async (file, i) => {
-          const size = sizes[i] ?? MB;
-          const result =
-            how === 'file'
-              ? await must(volume.putFile(file, { size }))
-              : await must(volume.put(createReadStream(file, { highWaterMark: Math.max(1, Math.min(MB, size)) }), { size }));
-          digests[i] = result.digest;
-        }),
-      );
-      const flush = await measure(() => must(volume.flush()));
-      const stored = duOf(root);
-      let read = 0;
-      const get = await measure(() =>
-        runLimited(digests, CONCURRENCY, async (digest) => {
-          const stream = await must(volume.get(digest));
-          for await (const chunk of stream) read += (chunk as Buffer).length;
-        }),
-      );
-      if (read !== bytes) throw new Error(`get read ${read} bytes, expected ${bytes}`);
-      await must(volume.close());
-      const durable = { wall: put.wall + flush.wall, cpu: put.cpu + flush.cpu };
-      line(`put ${how} ${compression} (no flush)`, put);
-      line(`flush (${files.length} blobs)`, flush);
-      line(`put ${how} ${compression} + flush`, durable, `  on disk ${(stored / MB).toFixed(0)} MB = ${((100 * stored) / bytes).toFixed(0)}%`);
-      line(`get ${compression}, verified`, get);
+      // The floor of a one-file-per-blob layout on this file system: the same files copied as
+      // files (no hashing, no compression, no fsync). tar writes one file; we create 20,000.
+      const copy = record('cp -r (not fsynced)', measureShell(`cp -r ${JSON.stringify(corpus)} ${JSON.stringify(path.join(dir, 'copy'))}`));
+      console.log(`  = ${ratio('cp -r vs tar', TAR, 'cp -r (not fsynced)')}x tar's throughput`);
+      execSync('sync');
+      // The floor of the layout itself: one thread doing the least a content-addressed put must
+      // do per file (read, SHA-256, create a temp file, write, rename it under its digest), with
+      // synchronous calls and no fsync, no compression, no dedup check.
+      const floorDir = path.join(dir, 'floor');
+      await fs.mkdir(path.join(floorDir, 'tmp'), { recursive: true });
+      for (let i = 0; i < 256; i++) await fs.mkdir(path.join(floorDir, i.toString(16).padStart(2, '0')));
+      const floor = await measure(async () => {
+        files.forEach((file, i) => {
+          const raw = readFileSync(file);
+          const digest = createHash('sha256').update(raw).digest('hex');
+          const temp = path.join(floorDir, 'tmp', String(i));
+          writeFileSync(temp, raw, { flag: 'wx' });
+          renameSync(temp, path.join(floorDir, digest.slice(-2), digest));
+        });
+      });
+      record(FLOOR, floor);
+      console.log(`  = ${ratio('floor loop vs tar', TAR, FLOOR)}x tar's throughput`);
+      execSync('sync');
+
+      for (const compression of MODES) for (const how of PUTS) for (const build of round % 2 === 1 ? BUILDS : [...BUILDS].reverse()) {
+        const root = path.join(dir, `volume-${compression}-${how}${build.tag === '' ? '' : '-baseline'}`);
+        await fs.mkdir(root);
+        execSync('sync');
+        const volume: LocalVolume = await must(build.make({ root, compression }));
+        const digests: Digest[] = new Array<Digest>(files.length);
+        const put = await measure(() =>
+          runLimited(files, CONCURRENCY, async (file, i) => {
+            const size = sizes[i] ?? MB;
+            const result =
+              how === 'file'
+                ? await must(volume.putFile(file, { size }))
+                : await must(volume.put(createReadStream(file, { highWaterMark: Math.max(1, Math.min(MB, size)) }), { size }));
+            digests[i] = result.digest;
+          }),
+        );
+        const flush = await measure(() => must(volume.flush()));
+        const stored = duOf(root);
+        let read = 0;
+        const get = await measure(() =>
+          runLimited(digests, CONCURRENCY, async (digest) => {
+            const stream = await must(volume.get(digest));
+            for await (const chunk of stream) read += (chunk as Buffer).length;
+          }),
+        );
+        if (read !== bytes) throw new Error(`get read ${read} bytes, expected ${bytes}`);
+        await must(volume.close());
+        const durable = { wall: put.wall + flush.wall, cpu: put.cpu + flush.cpu };
+        const putLabel = `put ${how} ${compression}${build.tag}`;
+        const getLabel = `${how === 'file' ? `get ${compression}, verified` : `get ${compression} (${how} put)`}${build.tag}`;
+        record(`${putLabel} (no flush)`, put);
+        record(`flush ${how} ${compression}${build.tag}`, flush);
+        record(`${putLabel} + flush`, durable, `  on disk ${(stored / MB).toFixed(0)} MB = ${((100 * stored) / bytes).toFixed(0)}%`);
+        record(getLabel, get);
+        console.log(
+          `  put+flush vs tar: ${ratio(`${putLabel} + flush vs tar`, TAR, `${putLabel} + flush`)}x (target >= 0.5x); put alone ${(tar.wall / put.wall).toFixed(2)}x; vs cp -r ${(copy.wall / durable.wall).toFixed(2)}x; vs the floor loop ${ratio(`${putLabel} + flush vs floor loop`, FLOOR, `${putLabel} + flush`)}x; cpu per byte ${(durable.cpu / tar.cpu).toFixed(2)}x tar's`,
+        );
+        console.log(`  get vs sha256sum: ${ratio(`${getLabel} vs sha256sum`, SHA, getLabel)}x (target >= 1.0x); cpu per byte ${(get.cpu / sha.cpu).toFixed(2)}x sha256sum's`);
+        execSync('sync');
+      }
+    }
+
+    const range = (xs: readonly number[], digits: number): string => `${Math.min(...xs).toFixed(digits)}..${Math.max(...xs).toFixed(digits)}`;
+    const wallOf = (label: string): number => median((figures.get(label) ?? []).map((m) => m.wall));
+    console.log(`\nmedians of ${ROUNDS} rounds (${files.length} files, ${(bytes / MB).toFixed(0)} MB; load at the end ${loadavg()})`);
+    console.log(`${'figure'.padEnd(36)} ${'median s'.padStart(8)}  ${'min..max s'.padStart(12)}  ${'MB/s'.padStart(6)}  ${'cpu s'.padStart(6)}`);
+    for (const [label, ms] of figures) {
+      const walls = ms.map((m) => m.wall);
       console.log(
-        `  put+flush vs tar: ${(tar.wall / durable.wall).toFixed(2)}x (target >= 0.5x); put alone ${(tar.wall / put.wall).toFixed(2)}x; vs cp -r ${(copy.wall / durable.wall).toFixed(2)}x; vs the floor loop ${(floor.wall / durable.wall).toFixed(2)}x; cpu per byte ${(durable.cpu / tar.cpu).toFixed(2)}x tar's`,
+        `${label.padEnd(36)} ${median(walls).toFixed(2).padStart(8)}  ${range(walls, 2).padStart(12)}  ${(bytes / MB / median(walls)).toFixed(0).padStart(6)}  ${median(ms.map((m) => m.cpu)).toFixed(2).padStart(6)}`,
       );
-      console.log(`  get vs sha256sum: ${(sha.wall / get.wall).toFixed(2)}x (target >= 1.0x); cpu per byte ${(get.cpu / sha.cpu).toFixed(2)}x sha256sum's`);
+    }
+    console.log(`\nthroughput ratios: of the medians, and (in brackets) the same-round ratios' median and min..max`);
+    for (const [name, { peer, ours, values }] of ratios) {
+      console.log(`  ${name.padEnd(54)} ${(wallOf(peer) / wallOf(ours)).toFixed(2)}x  (${median(values).toFixed(2)}x, ${range(values, 2)})`);
     }
   } finally {
     await fs.rm(base, { recursive: true, force: true });

@@ -7,6 +7,7 @@ import type { Digest } from '@zxbackup/volume-contract';
 import { expectRight, mailLikeText, readAll, streamOf } from '@zxbackup/volume-contract/testing';
 import { makeLocalVolume, type LocalVolume } from '../index';
 import { kernelReportsSyncfsErrors, syncfsUsable } from './syncfs';
+import { blobsInShards, tempFilesOf } from './temp-listing.fixture';
 
 jest.mock('node:child_process', () => {
   const actual = jest.requireActual<typeof import('node:child_process')>('node:child_process');
@@ -21,13 +22,7 @@ const realExecFile = jest.requireActual<typeof import('node:child_process')>('no
 
 const blobs = (count: number, seed: number): Buffer[] => Array.from({ length: count }, (_, i) => mailLikeText(2_000 + (i % 7) * 100, seed + i));
 
-const inShards = async (root: string): Promise<Set<string>> => {
-  const found = new Set<string>();
-  for (const name of await fs.readdir(root)) {
-    if (/^[0-9a-f]{2}$/.test(name)) for (const blob of await fs.readdir(path.join(root, name))) found.add(blob);
-  }
-  return found;
-};
+const inShards = blobsInShards;
 
 /** Descriptors of this process open on files under `dir` (Linux /proc). */
 const openFdsUnder = async (dir: string): Promise<number> => {
@@ -62,14 +57,16 @@ describe('group commit of many blobs', () => {
     const volume = await expectRight(makeLocalVolume({ root }));
     const contents = blobs(300, 100);
     const digests = await putAll(volume, contents);
-    expect((await fs.readdir(path.join(root, '.tmp'))).length).toBe(300);
-    expect(await openFdsUnder(path.join(root, '.tmp'))).toBe(0);
+    // Small blobs, held whole: their temp files are in their shards.
+    expect((await tempFilesOf(root)).filter((name) => !name.startsWith('.tmp/'))).toHaveLength(300);
+    expect(await inShards(root)).toEqual(new Set());
+    expect(await openFdsUnder(root)).toBe(0);
     // Pending blobs stay readable, through their temp files.
     expect((await readAll(await expectRight(volume.get(digests[0] as Digest)))).equals(contents[0] as Buffer)).toBe(true);
     await expectRight(volume.flush());
     expect(await openFdsUnder(root)).toBe(0);
     expect(await inShards(root)).toEqual(new Set(digests));
-    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+    expect(await tempFilesOf(root)).toEqual([]);
     await expectRight(volume.close());
   });
 
@@ -80,7 +77,7 @@ describe('group commit of many blobs', () => {
     await expectRight(volume.flush());
     if (existsSync('/proc/self/fd')) expect(await openFdsUnder(root)).toBe(0);
     expect(await inShards(root)).toEqual(new Set());
-    expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+    expect(await tempFilesOf(root)).toEqual([]);
   });
 
   it('a large batch is made durable with one `sync -f` where syncfs is as safe as fsync, a small one without', async () => {

@@ -22,7 +22,11 @@ export interface PutRequest {
   readonly file: string;
   /** Where the blob goes when it is new: `<root>/<xx>/<digest>` is checked first. */
   readonly root: string;
-  readonly tempPath: string;
+  /**
+   * The temp file's name: it is created in the blob's shard, `<root>/<xx>/<tempName>` (the shard
+   * is created when missing, as long as `<root>/.tmp` shows the volume is mounted).
+   */
+  readonly tempName: string;
   readonly compression: CompressionMode;
   readonly maxWholeBytes: number;
   /** When given and the content hashes differently, nothing is written. */
@@ -38,8 +42,19 @@ export type PutReply =
   | { readonly kind: 'wrong-digest'; readonly digest: string }
   /** The blob is already in its shard (its mtime was refreshed); nothing was written. */
   | { readonly kind: 'exists'; readonly digest: string; readonly size: number; readonly head: Uint8Array }
-  /** The blob was written, complete, to `tempPath` (not fsynced, descriptor closed). */
-  | { readonly kind: 'written'; readonly digest: string; readonly size: number; readonly storedBytes: number; readonly head: Uint8Array };
+  /**
+   * The blob was written, complete, to `tempPath` in its shard (not fsynced, descriptor closed);
+   * `createdShard`: the shard directory was created for it (its parent's entry must be synced).
+   */
+  | {
+      readonly kind: 'written';
+      readonly digest: string;
+      readonly size: number;
+      readonly storedBytes: number;
+      readonly head: Uint8Array;
+      readonly tempPath: string;
+      readonly createdShard: boolean;
+    };
 
 export interface GetRequest {
   readonly op: 'get';

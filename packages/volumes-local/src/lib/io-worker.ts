@@ -14,6 +14,7 @@ import { chooseCodec, compressSync } from './codec-choice';
 import { unwritten } from './fd-io';
 import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
 import { toWireError, type GetReply, type GetRequest, type IoReply, type IoRequest, type IoResponse, type PutReply, type PutRequest, type RenameReply, type RenameRequest } from './io-protocol';
+import { TEMP_DIR } from './temp-files';
 
 const shardOf = (root: string, digest: string): string => `${root}/${digest.slice(-2)}`;
 
@@ -21,11 +22,30 @@ const shardOf = (root: string, digest: string): string => `${root}/${digest.slic
 // multi-threaded process, TLB shoot-downs when it is freed.
 let scratch = Buffer.allocUnsafeSlow(1024 * 1024);
 
+// A backup's read must not touch the source's access time: relatime still writes it on the first
+// read after a change, which would dirty the inode of every new message (write I/O on the mail
+// store) and tell mbox readers a mailbox was read. Only the owner (or CAP_FOWNER) may ask for it:
+// after one EPERM, plain opens.
+const O_NOATIME = fs.constants.O_NOATIME ?? 0;
+let noAtime = O_NOATIME !== 0;
+
+const openSource = (file: string): number => {
+  if (noAtime) {
+    try {
+      return fs.openSync(file, fs.constants.O_RDONLY | O_NOATIME);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+      noAtime = false;
+    }
+  }
+  return fs.openSync(file, 'r');
+};
+
 /** Reads a whole source file (to its end) into the scratch buffer, or undefined when too large. */
 const readSource = (file: string, maxBytes: number): Buffer | undefined => {
   let fd: number;
   try {
-    fd = fs.openSync(file, 'r');
+    fd = openSource(file);
   } catch (error) {
     throw Object.assign(error as Error, { inSource: true });
   }
@@ -43,9 +63,13 @@ const readSource = (file: string, maxBytes: number): Buffer | undefined => {
         scratch.copy(bigger);
         scratch = bigger;
       }
-      const n = fs.readSync(fd, scratch, done, scratch.length - done, done);
+      const wanted = scratch.length - done;
+      const n = fs.readSync(fd, scratch, done, wanted, done);
       if (n === 0) break;
       done += n;
+      // A regular file reads short only at its end: with at least the size fstat gave, that
+      // was the whole file, without one more read to see zero bytes.
+      if (n < wanted && done >= size) break;
     }
     return done > maxBytes ? undefined : scratch.subarray(0, done);
   } catch (error) {
@@ -81,6 +105,28 @@ const touchIfStored = (file: string): boolean => {
   }
 };
 
+/**
+ * Creates a new temp file in a shard, creating the shard when it is missing. Never recursive,
+ * and only while `<root>/.tmp` is there: a missing root or `.tmp` means the volume is not
+ * mounted, and a bare mount point is never written to.
+ */
+const createInShard = (root: string, shard: string, tempPath: string): { fd: number; createdShard: boolean } => {
+  try {
+    return { fd: fs.openSync(tempPath, 'wx'), createdShard: false };
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+  }
+  fs.statSync(`${root}/${TEMP_DIR}`);
+  let createdShard = false;
+  try {
+    fs.mkdirSync(shard);
+    createdShard = true;
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+  }
+  return { fd: fs.openSync(tempPath, 'wx'), createdShard };
+};
+
 const put = (request: PutRequest): PutReply => {
   const raw = readSource(request.file, request.maxWholeBytes);
   if (raw === undefined) return { kind: 'too-large' };
@@ -88,19 +134,22 @@ const put = (request: PutRequest): PutReply => {
   if (request.expectedDigest !== undefined && request.expectedDigest !== digest) return { kind: 'wrong-digest', digest };
   // A copy: `raw` is the scratch buffer, reused by the next request.
   const head = Uint8Array.prototype.slice.call(raw, 0, Math.min(raw.length, request.headBytes));
-  if (touchIfStored(`${shardOf(request.root, digest)}/${digest}`)) return { kind: 'exists', digest, size: raw.length, head };
+  const shard = shardOf(request.root, digest);
+  if (touchIfStored(`${shard}/${digest}`)) return { kind: 'exists', digest, size: raw.length, head };
   const choice = chooseCodec(raw, request.compression, true);
   const body = choice.codec === 'brotli' ? (choice.compressed ?? compressSync(raw)) : raw;
-  const fd = fs.openSync(request.tempPath, 'wx');
+  // In the shard (see temp-files.ts): the commit is then a rename within one directory.
+  const tempPath = `${shard}/${request.tempName}`;
+  const { fd, createdShard } = createInShard(request.root, shard, tempPath);
   try {
     writeAll(fd, [encodeHeader({ codec: choice.codec, size: raw.length }), body]);
   } catch (error) {
     fs.closeSync(fd);
-    fs.rmSync(request.tempPath, { force: true });
+    fs.rmSync(tempPath, { force: true });
     throw error;
   }
   fs.closeSync(fd);
-  return { kind: 'written', digest, size: raw.length, storedBytes: HEADER_SIZE + body.length, head };
+  return { kind: 'written', digest, size: raw.length, storedBytes: HEADER_SIZE + body.length, head, tempPath, createdShard };
 };
 
 const openFirst = (paths: readonly string[]): number | undefined => {

@@ -1,9 +1,12 @@
 // The writer process of local-volume-crash.spec.ts, which SIGKILLs it once it reports:
 //   1. in <flushedRoot>: puts three blobs and flushes;
-//   2. in <pendingRoot>: puts three blobs, no flush;
+//   2. in <pendingRoot>: puts three blobs and three files (putFile: written by an I/O worker), no
+//      flush;
 //   prints {"flushed": [digests], "pending": [digests]} on one line, then
 //   3. in <endlessRoot>: puts an endless stream, printing "streaming" once 16 MB went in.
 import { randomBytes } from 'node:crypto';
+import { writeFileSync } from 'node:fs';
+import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import { makeLocalVolume, type LocalVolume } from '../index';
@@ -30,6 +33,19 @@ const putThree = async (volume: LocalVolume): Promise<string[]> => {
   return digests;
 };
 
+/** Puts blobs 3..5 as files (written beside the volume's root). */
+const putThreeFiles = async (volume: LocalVolume, root: string): Promise<string[]> => {
+  const digests: string[] = [];
+  for (let i = 3; i < 6; i += 1) {
+    const file = path.join(path.dirname(root), `source-${i}.eml`);
+    writeFileSync(file, blobContent(i));
+    const put = await volume.putFile(file)();
+    if (E.isLeft(put)) return fail(put.left._tag);
+    digests.push(put.right.digest);
+  }
+  return digests;
+};
+
 const endlessStream = (): Readable => {
   let sent = 0;
   return new Readable({
@@ -50,7 +66,8 @@ const main = async (): Promise<void> => {
   const flushedVolume = await open(flushedRoot);
   const flushed = await putThree(flushedVolume);
   if (E.isLeft(await flushedVolume.flush()())) return fail('flush');
-  const pending = await putThree(await open(pendingRoot));
+  const pendingVolume = await open(pendingRoot);
+  const pending = [...(await putThree(pendingVolume)), ...(await putThreeFiles(pendingVolume, pendingRoot))];
   process.stdout.write(`${JSON.stringify({ flushed, pending })}\n`);
   await (await open(endlessRoot)).put(endlessStream())();
   return fail('the endless put ended');

@@ -6,6 +6,7 @@ import type { Digest } from '@zxbackup/volume-contract';
 import { expectRight, readAll } from '@zxbackup/volume-contract/testing';
 import { makeLocalVolume } from '../index';
 import { blobContent } from './kill-writer.fixture';
+import { blobsInShards, filesInShards, tempFilesOf, writerMarksOf } from './temp-listing.fixture';
 
 interface Reported {
   readonly flushed: Digest[];
@@ -52,13 +53,6 @@ const runAndKillWriter = async (roots: readonly string[]): Promise<{ reported: R
   return { reported: JSON.parse(lines[0] ?? '') as Reported, tempSizeAtKill };
 };
 
-const filesUnderShards = async (root: string): Promise<string[]> => {
-  const found: string[] = [];
-  for (const name of await fs.readdir(root)) {
-    if (/^[0-9a-f]{2}$/.test(name)) found.push(...(await fs.readdir(path.join(root, name))));
-  }
-  return found;
-};
 
 describe('a writer killed with SIGKILL', () => {
   let base: string;
@@ -81,18 +75,22 @@ describe('a writer killed with SIGKILL', () => {
 
   it('mid-put of a large stream: nothing under any digest, and its temp file goes on reopen', async () => {
     expect(tempSizeAtKill).toBeGreaterThan(1024 * 1024);
-    expect(await filesUnderShards(endlessRoot)).toEqual([]);
+    expect(await filesInShards(endlessRoot)).toEqual([]);
     const volume = await expectRight(makeLocalVolume({ root: endlessRoot }));
     expect(await expectRight(volume.list(() => undefined))).toBe(0);
     expect(await fs.readdir(path.join(endlessRoot, '.tmp'))).toEqual([]);
     await expectRight(volume.close());
   });
 
-  it('after puts but before flush: nothing was promised and nothing is under a digest', async () => {
-    expect(reported.pending).toHaveLength(3);
-    expect(await filesUnderShards(pendingRoot)).toEqual([]);
+  it('after puts but before flush: nothing was promised, nothing is under a digest, and reopening sweeps the shards', async () => {
+    expect(reported.pending).toHaveLength(6);
+    expect(await blobsInShards(pendingRoot)).toEqual(new Set());
+    // The writer's temp files are in the shards (their digests were known), and its mark says so.
+    expect(await tempFilesOf(pendingRoot)).toHaveLength(6);
+    expect(await writerMarksOf(pendingRoot)).toHaveLength(1);
     const volume = await expectRight(makeLocalVolume({ root: pendingRoot }));
     for (const digest of reported.pending) expect(await expectRight(volume.has(digest))).toBe(false);
+    expect(await filesInShards(pendingRoot)).toEqual([]);
     expect(await fs.readdir(path.join(pendingRoot, '.tmp'))).toEqual([]);
     await expectRight(volume.close());
   });

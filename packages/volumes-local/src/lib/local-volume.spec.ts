@@ -16,7 +16,8 @@ import {
 } from '@zxbackup/volume-contract/testing';
 import { makeLocalVolume, type LocalVolume, type LocalVolumeOptions } from '../index';
 import { HEADER_SIZE } from './format';
-import { tempName } from './temp-files';
+import { tempName, writerMarkName } from './temp-files';
+import { tempFilesOf, writerMarksOf } from './temp-listing.fixture';
 
 const scratch = (): Promise<string> => fs.mkdtemp(path.join(os.tmpdir(), 'zxb-volumes-local-'));
 
@@ -90,7 +91,8 @@ describe('makeLocalVolume', () => {
       const bytes = mailLikeText(50_000, 1);
       const { digest } = await expectRight(volume.put(streamOf(bytes)));
       await expect(fs.stat(blobPath(volume, digest))).rejects.toMatchObject({ code: 'ENOENT' });
-      expect((await fs.readdir(path.join(root, '.tmp'))).length).toBe(1);
+      // Its digest was known before its temp file was made: that is in its shard.
+      expect(await tempFilesOf(root)).toEqual([expect.stringMatching(new RegExp(`^${digest.slice(-2)}/\\d+-.*\\.tmp$`))]);
       expect(await expectRight(volume.has(digest))).toBe(true);
       expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
       expect((await expectRight(volume.stat(digest))).size).toBe(bytes.length);
@@ -98,7 +100,7 @@ describe('makeLocalVolume', () => {
       await expectRight(volume.flush());
       const onDisk = await fs.readFile(blobPath(volume, digest));
       expect(onDisk.subarray(0, 4).toString('latin1')).toBe('ZXBV');
-      expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+      expect(await tempFilesOf(root)).toEqual([]);
       expect((await readAll(await expectRight(volume.get(digest)))).equals(bytes)).toBe(true);
     });
 
@@ -125,7 +127,7 @@ describe('makeLocalVolume', () => {
       const seen: Digest[] = [];
       await expectRight(volume.list((d) => void seen.push(d)));
       expect(new Set(seen)).toEqual(new Set(digests.filter((d) => !doomed.includes(d))));
-      expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+      expect(await tempFilesOf(root)).toEqual([]);
     });
 
     it('a dedup put refreshes the mtime, so a purge grace period counts from the last put', async () => {
@@ -171,6 +173,54 @@ describe('makeLocalVolume', () => {
       const reopened = await expectRight(makeLocalVolume({ root }));
       expect(await fs.readdir(tmp)).not.toContain(deadWriter);
       await expectRight(reopened.close());
+    });
+
+    it('in the shards are swept when a writer left its mark and is gone, and only then', async () => {
+      const dead = deadPid();
+      const shard = path.join(root, 'ab');
+      await fs.mkdir(shard);
+      const deadTemp = tempName().replace(/^\d+-/, `${dead}-`);
+      const liveTemp = tempName(); // this process: alive
+      const foreignFresh = '1234-abcd-some-other-host.tmp';
+      const foreignOld = '5678-abcd-some-other-host.tmp';
+      const notATemp = 'notes.txt';
+      for (const name of [deadTemp, liveTemp, foreignFresh, foreignOld, notATemp]) await fs.writeFile(path.join(shard, name), 'partial');
+      const old = new Date(Date.now() - 3 * 24 * 3600 * 1000);
+      for (const name of [foreignOld, notATemp]) await fs.utimes(path.join(shard, name), old, old);
+
+      // No mark of a gone writer: the shards are not read at all.
+      expect(await expectRight(volume.cleanupTemp())).toBe(0);
+      const liveMark = writerMarkName();
+      await fs.writeFile(path.join(root, '.tmp', liveMark), '');
+      expect(await expectRight(volume.cleanupTemp())).toBe(0);
+      expect(await fs.readdir(shard)).toHaveLength(5);
+
+      const deadMark = writerMarkName().replace(/^\d+-/, `${dead}-`);
+      await fs.writeFile(path.join(root, '.tmp', deadMark), '');
+      const reopened = await expectRight(makeLocalVolume({ root }));
+      expect((await fs.readdir(shard)).sort()).toEqual([foreignFresh, liveTemp, notATemp].sort());
+      expect(await writerMarksOf(root)).toEqual([liveMark]);
+      expect(await expectRight(reopened.list(() => undefined))).toBe(0);
+      await expectRight(reopened.close());
+    });
+
+    it('a writer marks the volume before its first temp file in a shard and unmarks it on close', async () => {
+      const source = path.join(root, 'message.eml');
+      await fs.writeFile(source, mailLikeText(5_000, 31));
+      const reader = await expectRight(makeLocalVolume({ root }));
+      expect(await expectRight(reader.has(sha256Hex(Buffer.from('x'))))).toBe(false);
+      expect(await writerMarksOf(root)).toEqual([]);
+      const { digest } = await expectRight(volume.putFile(source));
+      const marks = await writerMarksOf(root);
+      expect(marks).toHaveLength(1);
+      // The reader's cleanup leaves a live writer's mark and pending temp file alone.
+      expect(await expectRight(reader.cleanupTemp())).toBe(0);
+      expect(await writerMarksOf(root)).toEqual(marks);
+      await expectRight(volume.close());
+      expect(await writerMarksOf(root)).toEqual([]);
+      expect(await tempFilesOf(root)).toEqual([]);
+      expect((await fs.stat(blobPath(volume, digest))).isFile()).toBe(true);
+      await expectRight(reader.close());
     });
   });
 
@@ -250,7 +300,7 @@ describe('makeLocalVolume', () => {
       const bytes = mailLikeText(30_000, 23);
       const [a, b] = await Promise.all([volume.putFile(await write('a.eml', bytes))(), volume.putFile(await write('b.eml', bytes))()]);
       expect([a, b].map((r) => (r._tag === 'Right' ? r.right.stored : 'failed')).sort()).toEqual([false, true]);
-      expect((await fs.readdir(path.join(root, '.tmp'))).length).toBe(1);
+      expect(await tempFilesOf(root)).toHaveLength(1);
     });
 
     it('a file that cannot be read is SourceUnreadable naming it, not the volume gone', async () => {
@@ -258,7 +308,16 @@ describe('makeLocalVolume', () => {
       expect(await expectLeft(volume.putFile(missingFile))).toMatchObject({ _tag: 'SourceUnreadable', key: missingFile, code: 'ENOENT' });
       const directory = await fs.mkdtemp(path.join(root, 'dir-'));
       expect(await expectLeft(volume.putFile(directory))).toMatchObject({ _tag: 'SourceUnreadable', key: directory, code: 'EISDIR' });
-      expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+      expect(await tempFilesOf(root)).toEqual([]);
+    });
+
+    it("leaves the source's access time alone (relatime would set it on this first read)", async () => {
+      const file = await write('unread.eml', mailLikeText(10_000, 26));
+      const { mtime } = await fs.stat(file);
+      const before = new Date(mtime.getTime() - 3_600_000);
+      await fs.utimes(file, before, mtime);
+      await expectRight(volume.putFile(file));
+      expect((await fs.stat(file)).atimeMs).toBe(before.getTime());
     });
 
     it('returns the first bytes asked for, also for a deduplicated blob', async () => {
@@ -273,7 +332,7 @@ describe('makeLocalVolume', () => {
       const file = await write('m.eml', mailLikeText(10_000, 24));
       const error = await expectLeft(volume.putFile(file, { expectedDigest: sha256Hex(Buffer.from('other')) }));
       expect(error).toMatchObject({ _tag: 'BlobCorrupt', op: 'put', key: sha256Hex(Buffer.from('other')) });
-      expect(await fs.readdir(path.join(root, '.tmp'))).toEqual([]);
+      expect(await tempFilesOf(root)).toEqual([]);
     });
   });
 
@@ -322,6 +381,10 @@ describe('makeLocalVolume', () => {
       expect((await expectLeft(volume.list(() => undefined)))._tag).toBe('VolumeUnavailable');
       await fs.mkdir(root);
       expect((await expectLeft(volume.put(streamOf(Buffer.from('bare mount point')))))._tag).toBe('VolumeUnavailable');
+      const elsewhere = await scratch();
+      await fs.writeFile(path.join(elsewhere, 'm.eml'), 'a message for a bare mount point');
+      expect((await expectLeft(volume.putFile(path.join(elsewhere, 'm.eml'))))._tag).toBe('VolumeUnavailable');
+      await fs.rm(elsewhere, { recursive: true });
       expect(await fs.readdir(root)).toEqual([]);
     });
   });
@@ -363,7 +426,7 @@ const canMountTmpfs = ((): boolean => {
     await fs.writeFile(path.join(mountPoint, 'filler'), Buffer.alloc(1024 * 1024 - 40_000));
     const error = await expectLeft(volume.put(streamOf(pseudoRandomBytes(size, 3))));
     expect(error._tag).toBe('VolumeFull');
-    expect(await fs.readdir(path.join(mountPoint, '.tmp'))).toEqual([]);
+    expect(await tempFilesOf(mountPoint)).toEqual([]);
     expect(await expectRight(volume.list(() => undefined))).toBe(0);
   });
 });

@@ -16,7 +16,7 @@ import { errnoOf, fromFsError } from './fs-errors';
 import { ioPool, WorkerIoError } from './io-pool';
 import type { PutReply } from './io-protocol';
 import { syncfs, syncfsUsable } from './syncfs';
-import { isAbandonedTemp, TEMP_DIR, tempName } from './temp-files';
+import { isAbandonedTemp, isTempName, isWriterMark, TEMP_DIR, tempName, writerMarkName } from './temp-files';
 
 export interface LocalVolumeOptions {
   /** The directory holding `<xx>/<digest>` (a backup path's `items/`, or an NFS/FUSE mount). */
@@ -139,6 +139,12 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
   const knownShards = new Set<string>();
   let flushChain: Promise<void> = Promise.resolve();
   let closed = false;
+  // This volume's mark in `.tmp/` (see temp-files.ts): there before its first temp file in a
+  // shard, durable first in group mode, removed by `close`.
+  const markPath = path.join(tempDir, writerMarkName());
+  let marked: Promise<void> | undefined;
+  // The mark is there: a put goes on without waiting (hands its request over in the same turn).
+  let markReady = false;
 
   const guard = <A>(op: string, run: () => Promise<E.Either<VolumeError, A>>): TE.TaskEither<VolumeError, A> => {
     return async () => {
@@ -164,8 +170,10 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
   const ensureShard = async (digest: Digest): Promise<void> => {
     const shard = digestShard(digest);
     if (knownShards.has(shard)) return;
-    // Never recursive: recreating a vanished root would write onto the bare mount point.
+    // Never recursive, and only while `.tmp` is there: a vanished root or `.tmp` means the mount
+    // is gone, and a bare mount point is never written to.
     try {
+      await fs.stat(tempDir);
       await fs.mkdir(shardDir(digest));
       dirtyDirs.add(root);
     } catch (error) {
@@ -178,6 +186,44 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
     await ensureShard(digest);
     await renamePath(tempPath, finalPath(digest));
     dirtyDirs.add(shardDir(digest));
+  };
+
+  const createMark = async (): Promise<void> => {
+    const fd = await openFd(markPath, 'w');
+    await closeFd(fd);
+    // Durable before any temp file of ours can be: after a power cut, a temp file in a shard
+    // without a mark would never be swept. Once per volume.
+    if (syncMode === 'group') {
+      await fsyncPath(markPath);
+      await fsyncPath(tempDir);
+    }
+    markReady = true;
+  };
+
+  /** Leaves this volume's mark, once (again after a failure). */
+  const ensureMark = (): Promise<void> => {
+    marked ??= createMark().catch((error: unknown) => {
+      marked = undefined;
+      throw error;
+    });
+    return marked;
+  };
+
+  /**
+   * Keeps the mark fresh at each flush: a mark of another host is taken for abandoned once older
+   * than a day, and a host sweeping the shards then removes it (it is recreated here).
+   */
+  const refreshMark = async (): Promise<void> => {
+    if (marked === undefined) return;
+    const now = new Date();
+    try {
+      await utimesPath(markPath, now, now);
+    } catch (error) {
+      if (!isNotFound(error)) throw error;
+      marked = undefined;
+      markReady = false;
+      await ensureMark();
+    }
   };
 
   /** Whether the blob is already stored; refreshes its mtime so a purge's grace period covers it. */
@@ -248,7 +294,7 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
   const headOf = (head: Uint8Array): Buffer => Buffer.from(head.buffer, head.byteOffset, head.byteLength);
 
   /** What a worker did with a whole file, as this volume's result. */
-  const settle = async (reply: Exclude<PutReply, { kind: 'too-large' }>, tempPath: string, options: PutOptions): Promise<E.Either<VolumeError, PutFileResult>> => {
+  const settle = async (reply: Exclude<PutReply, { kind: 'too-large' }>, options: PutOptions): Promise<E.Either<VolumeError, PutFileResult>> => {
     switch (reply.kind) {
       case 'wrong-digest':
         return wrongDigest(options.expectedDigest as Digest, reply.digest as Digest);
@@ -256,7 +302,9 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
         return E.right({ digest: reply.digest as Digest, size: reply.size, stored: false, head: headOf(reply.head) });
       case 'written':
         noteWritten(reply.storedBytes);
-        return E.right({ ...(await commit(reply.digest as Digest, tempPath, reply.size)), head: headOf(reply.head) });
+        if (reply.createdShard) dirtyDirs.add(root);
+        knownShards.add(digestShard(reply.digest as Digest));
+        return E.right({ ...(await commit(reply.digest as Digest, reply.tempPath, reply.size)), head: headOf(reply.head) });
     }
   };
 
@@ -271,7 +319,10 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
     if (await alreadyStored(digest)) return E.right({ digest, size: raw.length, stored: false });
     const choice = chooseCodec(raw, compression, true);
     const body = choice.codec === 'brotli' ? (choice.compressed ?? (await compress(raw))) : raw;
-    const tempPath = path.join(tempDir, tempName());
+    // The digest is known: the temp file goes in the shard (see temp-files.ts).
+    if (!markReady) await ensureMark();
+    await ensureShard(digest);
+    const tempPath = path.join(shardDir(digest), tempName());
     const fd = await openFd(tempPath, 'wx');
     try {
       await writevFully(fd, [encodeHeader({ codec: choice.codec, size: raw.length }), body], 0);
@@ -367,16 +418,16 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
 
   const putFile = (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> =>
     guard('put', async () => {
-      const tempPath = path.join(tempDir, tempName());
+      if (!markReady) await ensureMark();
       let reply: PutReply;
       try {
-        reply = await ioPool.putFile({ file, root, tempPath, compression, maxWholeBytes: WORKER_WHOLE_BYTES, expectedDigest: options.expectedDigest, headBytes: options.headBytes ?? 0 });
+        reply = await ioPool.putFile({ file, root, tempName: tempName(), compression, maxWholeBytes: WORKER_WHOLE_BYTES, expectedDigest: options.expectedDigest, headBytes: options.headBytes ?? 0 });
       } catch (error) {
         if (error instanceof WorkerIoError && error.inSource) return E.left(sourceUnreadable(file, error));
         throw error;
       }
       if (reply.kind === 'too-large') return putFileStreamed(file, options)();
-      return settle(reply, tempPath, options);
+      return settle(reply, options);
     });
 
   /** Opens a blob for reading: its pending temp file first, then its place in the shard. */
@@ -582,6 +633,7 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
       for (const dir of dirs) dirtyDirs.add(dir);
       throw error;
     }
+    await refreshMark();
   };
 
   const flush = (): TE.TaskEither<VolumeError, void> =>
@@ -594,11 +646,43 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
       return E.right(undefined);
     });
 
+  /** Removes the abandoned temp files (`isTempName`) of the shards; returns how many. */
+  const sweepShards = async (ours: ReadonlySet<string>, now: number): Promise<number> => {
+    let removed = 0;
+    const shards = (await fs.readdir(root)).filter((name) => /^[0-9a-f]{2}$/.test(name));
+    for (const shard of shards) {
+      let names: string[];
+      try {
+        names = await fs.readdir(path.join(root, shard));
+      } catch (error) {
+        if (errnoOf(error) === 'ENOTDIR') continue;
+        throw error;
+      }
+      for (const name of names) {
+        if (!isTempName(name) || ours.has(name)) continue;
+        const target = path.join(root, shard, name);
+        let modifiedAt: number;
+        try {
+          modifiedAt = (await fs.stat(target)).mtimeMs;
+        } catch (error) {
+          if (isNotFound(error)) continue; // its writer committed it meanwhile
+          throw error;
+        }
+        if (!isAbandonedTemp(name, modifiedAt, now)) continue;
+        await fs.rm(target, { force: true });
+        removed += 1;
+      }
+    }
+    return removed;
+  };
+
   const cleanupTemp = (): TE.TaskEither<VolumeError, number> =>
     guard('cleanupTemp', async () => {
       const ours = new Set([...pending.values()].map((entry) => path.basename(entry.tempPath)));
+      ours.add(path.basename(markPath));
       const now = Date.now();
       let removed = 0;
+      const deadMarks: string[] = [];
       for (const name of await fs.readdir(tempDir)) {
         if (ours.has(name)) continue;
         const target = path.join(tempDir, name);
@@ -610,8 +694,18 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
           throw error;
         }
         if (!isAbandonedTemp(name, modifiedAt, now)) continue;
+        if (isWriterMark(name)) {
+          deadMarks.push(target);
+          continue;
+        }
         await fs.rm(target, { force: true, recursive: true });
         removed += 1;
+      }
+      // A writer that left a mark is gone without closing: it may have left temp files in the
+      // shards. The marks go only once the shards are clean, so a failed sweep is tried again.
+      if (deadMarks.length > 0) {
+        removed += await sweepShards(ours, now);
+        for (const mark of deadMarks) await fs.rm(mark, { force: true });
       }
       return E.right(removed);
     });
@@ -619,6 +713,19 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
   const close = (): TE.TaskEither<VolumeError, void> =>
     pipe(
       flush(),
+      TE.flatMap(() =>
+        guard('close', async () => {
+          // Nothing of ours is pending any more: our temp files are all committed or removed.
+          if (marked !== undefined && pending.size === 0) {
+            marked = undefined;
+            markReady = false;
+            await unlinkPath(markPath).catch((error: unknown) => {
+              if (!isNotFound(error)) throw error;
+            });
+          }
+          return E.right(undefined);
+        }),
+      ),
       TE.map(() => {
         closed = true;
       }),
