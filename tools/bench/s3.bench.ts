@@ -13,6 +13,9 @@
  *    (every blob comes from S3; the local pack index stays, as restic keeps its index cache),
  *    (b) with <backup path>/cache/s3 deleted whole (a new machine: the index is read from the
  *    bucket) vs `restic --no-cache restore`.
+ * `--restore-only [--rounds N]` reruns part 2 alone on the work dir of an earlier full run (its
+ * backups and buckets kept), N rounds with (a) and (b) interleaved with restic's, and reports
+ * each figure's median: one restore lasts ~2 s, and this VM's noise is larger than that.
  * restic 0.14 (minio-go) signs every PUT over plain HTTP with aws-chunked streaming, which Swift's
  * s3api refuses ("aws-chunked is not supported"); over HTTPS it signs UNSIGNED-PAYLOAD. So restic
  * talks to the same server through a TLS terminator that runs inside this bench process (a
@@ -42,6 +45,8 @@ const opt = (name: string): string | undefined => {
   return at >= 0 ? argv[at + 1] : undefined;
 };
 const QUICK = argv.includes('--quick');
+const RESTORE_ONLY = argv.includes('--restore-only');
+const ROUNDS = Math.max(1, Number(opt('--rounds') ?? 1));
 const MESSAGES = Number(opt('--messages') ?? (QUICK ? 2000 : 20000));
 const WORK = resolve(opt('--work') ?? '/tmp/zxb-bench-s3');
 const P = {
@@ -54,6 +59,8 @@ const P = {
   tls: join(WORK, 'tls'),
   restoreZ: join(WORK, 'restore-zxb'),
   restoreR: join(WORK, 'restore-restic'),
+  /** The name of restic's bucket, for --restore-only. */
+  resticBucket: join(WORK, 'restic-bucket'),
 };
 const STAMP = Date.now().toString(36);
 
@@ -110,7 +117,8 @@ const zxb = (label: string, backupPath: string, args: ReadonlyArray<string>, onD
 // ---------------------------------------------------------------- restic through TLS
 
 let tlsPort = 0;
-const resticRepo = () => `s3:https://127.0.0.1:${tlsPort}/zxb-bench-restic-${STAMP}`;
+let resticBucket = `zxb-bench-restic-${STAMP}`;
+const resticRepo = () => `s3:https://127.0.0.1:${tlsPort}/${resticBucket}`;
 const resticEnv = () => ({
   AWS_ACCESS_KEY_ID: S3.access,
   AWS_SECRET_ACCESS_KEY: S3.secret,
@@ -200,6 +208,7 @@ const requirements = (): boolean => {
 const main = async (): Promise<void> => {
   if (!requirements()) process.exit(2);
   const hasRestic = spawnSync('restic', ['version'], { encoding: 'utf8' });
+  if (RESTORE_ONLY) return restoreOnly(hasRestic.status === 0);
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
   out(`S3 benchmark: ${MESSAGES} messages, work dir ${WORK}, ${hasRestic.status === 0 ? hasRestic.stdout.trim() : 'restic MISSING'}`);
@@ -259,6 +268,7 @@ const main = async (): Promise<void> => {
     try {
       proxy = await startTlsProxy();
       await restic('restic init', ['init']);
+      writeFileSync(P.resticBucket, resticBucket);
       rBackup = report(await restic('restic backup -> S3', ['backup', basename(P.src)]));
     } catch (e) {
       resticProblem = String(e).split('\n').slice(0, 4).join(' | ');
@@ -269,6 +279,34 @@ const main = async (): Promise<void> => {
   ratioRow('SmartScan -> S3 vs -> local', zS3, 'SmartScan local', zLocal);
 
   // ---- 2. restore of one account
+  await restoreSection(cacheDir, rBackup !== undefined, 1);
+  proxy?.close();
+  printTable();
+};
+
+/** Part 2 alone, on the backups and buckets of an earlier full run in WORK. */
+const restoreOnly = async (hasRestic: boolean): Promise<void> => {
+  if (!existsSync(join(P.zS3, 'server.json'))) throw new Error(`--restore-only: ${P.zS3} holds no backup; run the full bench with --work ${WORK} first`);
+  out(`S3 benchmark, restores only: work dir ${WORK}, ${ROUNDS} round(s)`);
+  out(`load at start: ${uptime()}`);
+  let proxy: tls.Server | undefined;
+  let resticReady = false;
+  if (hasRestic && existsSync(P.resticBucket)) {
+    resticBucket = readFileSync(P.resticBucket, 'utf8').trim();
+    proxy = await startTlsProxy();
+    resticReady = true;
+  } else out('  restic, or the name of its bucket (restic-bucket), is missing: no peer figures');
+  await restoreSection(join(P.zS3, 'cache', 's3'), resticReady, ROUNDS);
+  proxy?.close();
+  printTable();
+};
+
+const median = (runs: ReadonlyArray<Run>): Run => {
+  const sorted = [...runs].sort((a, b) => a.wall - b.wall);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as Run;
+};
+
+const restoreSection = async (cacheDir: string, resticReady: boolean, rounds: number): Promise<void> => {
   const accounts = (JSON.parse((await zxb('getAvailableAccounts', P.zS3, ['getAvailableAccounts'])).stdout) as Array<{ account: string }>).map((a) => a.account).sort();
   const account = accounts[0];
   if (account === undefined) throw new Error('no account in the backup');
@@ -276,13 +314,15 @@ const main = async (): Promise<void> => {
   const messages = (await fsp.readdir(join(P.src, domain, user), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /\/(cur|new)$/.test(e.parentPath)).length;
   out(`2. Restore of ${account} (${messages} message files) at "last" (${uptime()})`);
   const restoreFromS3 = async (label: string, newUser: string, into: string, note: string): Promise<Run> => {
+    rmSync(into, { recursive: true, force: true });
     mkdirSync(into, { recursive: true });
     const run = report(await zxb(label, P.zS3, ['doRestoreOnNewAccount', account, `${newUser}@${domain}`, 'last', '--target', `maildir:${into}`]), note);
     out(`  restored ${duMB(into).toFixed(1)} MB (source account ${duMB(join(P.src, domain, user)).toFixed(1)} MB)`);
     return run;
   };
   const resticRestore = async (label: string, globalFlags: string[], into: string): Promise<Run | undefined> => {
-    if (rBackup === undefined) return undefined;
+    if (!resticReady) return undefined;
+    rmSync(into, { recursive: true, force: true });
     try {
       const run = report(await restic(label, [...globalFlags, 'restore', 'latest', '--target', into, '--include', `/${basename(P.src)}/${domain}/${user}`]));
       const got = existsSync(into) ? duMB(into) : 0;
@@ -294,21 +334,32 @@ const main = async (): Promise<void> => {
     }
     return undefined;
   };
-  // (a) Every blob from S3: the blob cache (spool/) and the read cache of packs are emptied; the
-  //     local copy of the pack index stays, as restic keeps its index cache (RESTIC_CACHE_DIR).
-  rmSync(join(cacheDir, 'spool'), { recursive: true, force: true });
-  rmSync(join(cacheDir, 'packs'), { recursive: true, force: true });
-  const zRestore = await restoreFromS3('zxbackup restore <- S3', `${user}-r`, P.restoreZ, 'blob cache emptied first');
-  const rRestore = await resticRestore('restic restore <- S3', [], P.restoreR);
-  ratioRow(`restore ${account} <- S3 (empty blob cache)`, zRestore, 'restic restore s3', rRestore, 1.0);
-  // (b) A new machine: no local index either (read from the bucket's index objects), vs restic
-  //     without its cache.
-  rmSync(cacheDir, { recursive: true, force: true });
-  const zRestoreNew = await restoreFromS3('zxbackup restore <- S3, no cache', `${user}-n`, `${P.restoreZ}-new`, 'cache/s3 deleted first');
-  const rRestoreNew = await resticRestore('restic --no-cache restore', ['--no-cache'], `${P.restoreR}-new`);
-  ratioRow(`restore ${account} <- S3 (no local index)`, zRestoreNew, 'restic --no-cache restore', rRestoreNew, 1.0);
-  proxy?.close();
+  // Each round restores into a new account (a restore refuses a target account that holds anything).
+  const round = Date.now().toString(36);
+  const figures = { z: [] as Run[], r: [] as Run[], zNew: [] as Run[], rNew: [] as Run[] };
+  for (let i = 0; i < rounds; i++) {
+    if (rounds > 1) out(` round ${i + 1}/${rounds}`);
+    // (a) Every blob from S3: the blob cache (spool/) and the read cache of packs are emptied; the
+    //     local copy of the pack index stays, as restic keeps its index cache (RESTIC_CACHE_DIR).
+    rmSync(join(cacheDir, 'spool'), { recursive: true, force: true });
+    rmSync(join(cacheDir, 'packs'), { recursive: true, force: true });
+    figures.z.push(await restoreFromS3('zxbackup restore <- S3', `${user}-r${round}${i}`, P.restoreZ, 'blob cache emptied first'));
+    const r = await resticRestore('restic restore <- S3', [], P.restoreR);
+    if (r !== undefined) figures.r.push(r);
+    // (b) A new machine: no local index either (read from the bucket's index objects), vs restic
+    //     without its cache.
+    rmSync(cacheDir, { recursive: true, force: true });
+    figures.zNew.push(await restoreFromS3('zxbackup restore <- S3, no cache', `${user}-n${round}${i}`, `${P.restoreZ}-new`, 'cache/s3 deleted first'));
+    const rNew = await resticRestore('restic --no-cache restore', ['--no-cache'], `${P.restoreR}-new`);
+    if (rNew !== undefined) figures.rNew.push(rNew);
+  }
+  const peer = (runs: Run[]) => (runs.length === 0 ? undefined : median(runs));
+  const of = rounds > 1 ? `, median of ${rounds}` : '';
+  ratioRow(`restore ${account} <- S3 (empty blob cache${of})`, median(figures.z), 'restic restore s3', peer(figures.r), 1.0);
+  ratioRow(`restore ${account} <- S3 (no local index${of})`, median(figures.zNew), 'restic --no-cache restore', peer(figures.rNew), 1.0);
+};
 
+const printTable = (): void => {
   out('');
   const head: Table = { figure: 'figure', ours: 'ours', peer: 'peer', ratio: 'ratio (wall)', target: 'target', met: 'met?' };
   const all = [head, ...rows];
