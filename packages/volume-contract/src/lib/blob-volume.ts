@@ -92,4 +92,11 @@ export interface BlobVolume {
    * remote volume may start fetching them; reads behave the same with or without it. Never fails.
    */
   prefetch?(digests: readonly Digest[]): void;
+  /**
+   * The order in which to read these blobs fastest: a permutation of their indexes (a volume
+   * that packs blobs together puts the blobs of one pack next to each other, so a bounded read
+   * cache fetches each pack once). Without it, any order is as good. Never fails: what it cannot
+   * place keeps its relative order.
+   */
+  readOrder?(digests: readonly Digest[]): Promise<readonly number[]>;
 }
