@@ -64,7 +64,7 @@ export const S3VolumeConfig = t.intersection([
     uploadConcurrency: t.number,
     /** Bytes per pack (default 8 MiB; at least 16 KiB). A blob of half as many or more gets a pack of its own. */
     packSize: t.number,
-    /** Disk the read cache of whole packs may use (default 256 MiB). */
+    /** Memory for reads (default 32 MiB): blobs taken out of prefetched packs ahead of their reads, whole packs for other reads. */
     readCacheBytes: t.number,
     retry: RetryPolicy,
     /** An upload that takes longer is abandoned and retried (default 10 min + 1 s per MiB). */

@@ -20,6 +20,8 @@ export interface MemoryObjectStore extends ObjectStore {
   readonly objects: Map<string, { bytes: Buffer; metadata: Record<string, string>; lastModified: Date }>;
   readonly calls: StoreCall[];
   fault: (op: StoreOp, key: string) => S3Error | undefined;
+  /** Bodies of `get` come in chunks of this size (a network read's), or whole when undefined. */
+  chunkBytes: number | undefined;
 }
 
 export const unavailable = (op: string, key?: string): S3Error => ({
@@ -36,6 +38,7 @@ export const makeMemoryObjectStore = (): MemoryObjectStore => {
     objects,
     calls,
     fault: () => undefined,
+    chunkBytes: undefined,
     stat: (key) => guarded('stat', key, async (): Promise<ObjectInfo | undefined> => {
       const o = objects.get(key);
       return o && { key, size: o.bytes.length, metadata: { ...o.metadata }, lastModified: o.lastModified };
@@ -55,7 +58,8 @@ export const makeMemoryObjectStore = (): MemoryObjectStore => {
       guarded('get', key, async () => {
         const o = objects.get(key);
         if (o === undefined) throw { _tag: 'ObjectNotFound', op: 'get', key } satisfies S3Error;
-        return Readable.from([o.bytes]);
+        const size = self.chunkBytes ?? Math.max(1, o.bytes.length);
+        return Readable.from(Array.from({ length: Math.ceil(o.bytes.length / size) }, (_, i) => o.bytes.subarray(i * size, (i + 1) * size)));
       }),
     remove: (key) => guarded('remove', key, async () => void objects.delete(key)),
     list: (prefix, visit: (o: ListedObject) => void | Promise<void>) =>

@@ -1,8 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, createWriteStream, openSync, promises as fsp, readSync } from 'node:fs';
-import * as path from 'node:path';
+import { promises as fsp } from 'node:fs';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { VolumeError } from '@zxbackup/volume-contract';
@@ -11,110 +8,226 @@ import type { ObjectStore } from './object-store';
 import type { PackId } from './pack-format';
 import type { BlobLocation } from './pack-index';
 
-/** Packs downloaded at once ahead of the reads (one 8 MiB GET at a time ran at a third of the rate of 8). */
+/** Packs streamed at once ahead of the reads (one 8 MiB GET at a time ran at a third of the rate of 8). */
 const PREFETCH_CONCURRENCY = 3;
 
 export interface PackReaderDeps {
   readonly store: ObjectStore;
   readonly keyOf: (id: PackId) => string;
-  /** The read cache: whole packs, wiped at open. */
-  readonly dir: string;
-  /** Bytes of packs kept in `dir` (least recently used go first). */
+  /** Where an earlier version kept its read cache on disk: removed at open. */
+  readonly legacyDir: string;
+  /**
+   * Memory for reads: whole packs kept for reads nobody announced, and blobs taken out of
+   * prefetched packs that no read has taken yet (each may use this much).
+   */
   readonly capacityBytes: number;
   /** Packs larger than this (one big blob each) are streamed, never kept. */
   readonly wholePackMax: number;
   readonly storeError: (e: S3Error, loc: BlobLocation) => VolumeError;
 }
 
+/** A pack to stream, and the blobs to take out of it for the reads to come. */
+export interface PackPlan {
+  readonly pack: PackId;
+  /** Sorted by offset. */
+  readonly blobs: ReadonlyArray<BlobLocation>;
+}
+
 /**
- * Reads blobs out of packs. A pack is downloaded whole, once, into a bounded local read cache,
- * and every blob of it is then read from that file: restoring an account (its blobs were
- * packed together by the scan) costs one request per pack, not per message. Concurrent reads
- * of one pack share its download.
+ * Reads blobs out of packs; every blob handed out is a buffer of its own.
+ *
+ * Announced reads (`prefetch`, in the order they will come: a restore gives its whole list in
+ * the volume's read order): each pack is streamed once, a few at a time, and the announced
+ * blobs are taken out of the stream as their bytes arrive, into buffers of their own. A read
+ * finds its blob there, or waits for it; the first blobs are ready before their pack has
+ * arrived, and no pack is held whole. Taken blobs wait for their reads within `capacityBytes`;
+ * past it a stream pauses (the HTTP connection is not read on) unless a read waits for it.
+ *
+ * Other reads: the pack is downloaded whole, once, into a bounded cache in memory, and the
+ * blob copied out of it. Concurrent reads of one pack share its download.
  */
 export interface PackReader {
-  /**
-   * The stored (maybe sealed) bytes of one blob: a Buffer when they come from a pack in the read
-   * cache (read synchronously: a short pread, where the threadpool cost an open, a read and a
-   * close per blob), a stream otherwise.
-   */
+  /** The stored (maybe sealed) bytes of one blob: a Buffer, or a stream for a pack too big to keep. */
   read(loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer>;
   /** Drops a pack's cached copy (a blob of it failed verification: the next read downloads it again). */
-  evict(id: PackId): Promise<void>;
-  /**
-   * Starts downloading packs that reads will need soon, in this order, a few at a time and never
-   * more than half the cache ahead of the reads. Failures are left to the reads themselves.
-   */
-  prefetch(packs: ReadonlyArray<{ readonly loc: BlobLocation; readonly size: number }>): void;
+  evict(id: PackId): void;
+  /** Announces reads: these packs are streamed in this order, and these blobs kept for their reads. Failures are left to the reads. */
+  prefetch(plans: ReadonlyArray<PackPlan>): void;
   close(): Promise<void>;
 }
 
 export const makePackReader = (deps: PackReaderDeps): TE.TaskEither<VolumeError, PackReader> =>
   TE.tryCatch(
     async () => {
-      await fsp.rm(deps.dir, { recursive: true, force: true });
-      await fsp.mkdir(deps.dir, { recursive: true });
+      await fsp.rm(deps.legacyDir, { recursive: true, force: true });
       return packReader(deps);
     },
-    (e): VolumeError => ({ _tag: 'VolumeIOError', op: 'openReadCache', key: deps.dir, cause: e }),
+    (e): VolumeError => ({ _tag: 'VolumeIOError', op: 'openReadCache', key: deps.legacyDir, cause: e }),
   );
 
+/** A read waiting for an announced blob: its bytes, or undefined to read it the other way. */
+type Waiter = (bytes: Buffer | undefined) => void;
+
+interface Stream {
+  readonly plan: PackPlan;
+  /** Reads wait for blobs of this stream: it runs on whatever the memory taken. */
+  urgent: boolean;
+  wake: (() => void) | undefined;
+  body: Readable | undefined;
+}
+
 const packReader = (deps: PackReaderDeps): PackReader => {
-  const cached = new Map<PackId, number>(); // insertion order = least recently used first
-  let cachedBytes = 0;
-  const downloads = new Map<PackId, Promise<string>>();
-  const fileOf = (id: PackId): string => path.join(deps.dir, id);
-  // Prefetching: packs asked for, and packs fetched ahead that no read has touched yet.
-  const ahead: Array<{ readonly loc: BlobLocation; readonly size: number }> = [];
-  const unread = new Map<PackId, number>();
-  let unreadBytes = 0;
-  let prefetching = 0;
   let closed = false;
-  const touched = (id: PackId): void => {
-    const size = unread.get(id);
-    if (size === undefined) return;
-    unread.delete(id);
-    unreadBytes -= size;
-    pumpAhead();
+
+  // ---- announced reads: packs streamed, blobs taken out
+  const queued: PackPlan[] = [];
+  const streams = new Set<Stream>();
+  /** Announced blobs not taken out yet: the stream (or queued plan) that will bring them, and how many reads want them. */
+  const announced = new Map<string, { readonly pack: PackId; wanted: number }>();
+  const taken = new Map<string, { readonly bytes: Buffer; wanted: number }>();
+  let takenBytes = 0;
+  const waiters = new Map<string, Waiter[]>();
+  const streamOf = new Map<PackId, Stream>();
+
+  const deliver = (digest: string, bytes: Buffer | undefined): void => {
+    const entry = announced.get(digest);
+    announced.delete(digest);
+    let wanted = entry?.wanted ?? 0;
+    for (const waiter of waiters.get(digest) ?? []) {
+      waiter(bytes);
+      wanted--;
+    }
+    waiters.delete(digest);
+    if (bytes === undefined || wanted <= 0) return;
+    taken.set(digest, { bytes, wanted });
+    takenBytes += bytes.length;
   };
-  const pumpAhead = (): void => {
-    while (!closed && prefetching < PREFETCH_CONCURRENCY && ahead.length > 0 && unreadBytes < deps.capacityBytes / 2) {
-      const next = ahead.shift() as { loc: BlobLocation; size: number };
-      const id = next.loc.pack;
-      if (cached.has(id) || downloads.has(id) || next.size > deps.wholePackMax) continue;
-      prefetching++;
-      unread.set(id, next.size);
-      unreadBytes += next.size;
-      void download(next.loc, next.size)
-        .catch(() => touched(id)) // the read that needs it will try again and report
-        .finally(() => {
-          prefetching--;
-          pumpAhead();
-        });
+
+  const roomFor = (s: Stream): Promise<void> | undefined =>
+    s.urgent || takenBytes <= deps.capacityBytes || closed ? undefined : new Promise<void>((r) => (s.wake = r));
+  const wakeStreams = (): void => {
+    for (const s of streams) {
+      const wake = s.wake;
+      s.wake = undefined;
+      wake?.();
     }
   };
 
-  const fds = new Map<PackId, number>(); // of the cached packs; an unlinked pack stays readable
-  const evict = async (id: PackId): Promise<void> => {
-    const size = cached.get(id);
-    if (size === undefined) return;
+  const runStream = async (s: Stream): Promise<void> => {
+    const { plan } = s;
+    const blobs = plan.blobs;
+    let next = 0; // the first blob not complete
+    let partial: Buffer | undefined; // its bytes so far, once it started
+    let position = 0; // of the pack, at the start of the chunk
+    try {
+      const body = await pipe(
+        deps.store.get(deps.keyOf(plan.pack)),
+        TE.getOrElse((e) => {
+          throw e;
+        }),
+      )();
+      s.body = body;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        const end = position + chunk.length;
+        while (next < blobs.length) {
+          const blob = blobs[next] as BlobLocation;
+          if (blob.offset >= end) break;
+          if (!announced.has(blob.digest)) {
+            // No read wants it any more (it was read another way): skip it.
+            next++;
+            partial = undefined;
+            continue;
+          }
+          partial ??= Buffer.allocUnsafe(blob.length);
+          const from = Math.max(blob.offset, position);
+          const to = Math.min(blob.offset + blob.length, end);
+          chunk.copy(partial, from - blob.offset, from - position, to - position);
+          if (to < blob.offset + blob.length) break; // continues in the next chunk
+          deliver(blob.digest, partial);
+          partial = undefined;
+          next++;
+        }
+        position = end;
+        if (next >= blobs.length) break;
+        const room = roomFor(s);
+        if (room !== undefined) await room;
+        if (closed) break;
+      }
+    } catch {
+      // The reads of what is left go the other way, and report the failure themselves.
+    } finally {
+      s.body?.destroy();
+      for (const blob of blobs.slice(next)) if (announced.get(blob.digest)?.pack === plan.pack) deliver(blob.digest, undefined);
+      streams.delete(s);
+      streamOf.delete(plan.pack);
+      pump();
+    }
+  };
+
+  const pump = (): void => {
+    while (!closed && streams.size < PREFETCH_CONCURRENCY && queued.length > 0) {
+      const plan = queued.shift() as PackPlan;
+      const s: Stream = { plan, urgent: false, wake: undefined, body: undefined };
+      streams.add(s);
+      streamOf.set(plan.pack, s);
+      void runStream(s);
+    }
+  };
+
+  /** The blob of an announced read: taken out already, or soon; undefined: read it the other way. */
+  const announcedRead = async (loc: BlobLocation): Promise<Buffer | undefined> => {
+    const ready = taken.get(loc.digest);
+    if (ready !== undefined) {
+      if (--ready.wanted <= 0) {
+        taken.delete(loc.digest);
+        takenBytes -= ready.bytes.length;
+        wakeStreams();
+      }
+      return ready.bytes;
+    }
+    const coming = announced.get(loc.digest);
+    if (coming === undefined) return undefined;
+    const s = streamOf.get(coming.pack);
+    if (s === undefined) {
+      // Its pack is not streaming yet: read it the other way, and the stream skips it.
+      if (--coming.wanted <= 0) announced.delete(loc.digest);
+      return undefined;
+    }
+    s.urgent = true;
+    s.wake?.();
+    s.wake = undefined;
+    const bytes = await new Promise<Buffer | undefined>((resolve) => {
+      const list = waiters.get(loc.digest) ?? [];
+      list.push(resolve);
+      waiters.set(loc.digest, list);
+    });
+    if (![...waiters.keys()].some((d) => announced.get(d)?.pack === coming.pack)) s.urgent = false;
+    return bytes;
+  };
+
+  // ---- other reads: whole packs in a bounded cache
+  const cached = new Map<PackId, Buffer>(); // insertion order = least recently used first
+  let cachedBytes = 0;
+  const downloads = new Map<PackId, Promise<Buffer>>();
+
+  const evict = (id: PackId): void => {
+    const pack = cached.get(id);
+    if (pack === undefined) return;
     cached.delete(id);
-    cachedBytes -= size;
-    const fd = fds.get(id);
-    fds.delete(id);
-    if (fd !== undefined) closeSync(fd);
-    // An open read keeps its descriptor: unlinking under it is safe.
-    await fsp.rm(fileOf(id), { force: true });
+    cachedBytes -= pack.length;
   };
 
-  const makeRoom = async (incoming: number): Promise<void> => {
-    for (const id of [...cached.keys()]) {
-      if (cachedBytes + incoming <= deps.capacityBytes) return;
-      await evict(id);
+  const keep = (id: PackId, pack: Buffer): void => {
+    if (pack.length > deps.capacityBytes) return; // served to the reads waiting for it, not kept
+    for (const old of [...cached.keys()]) {
+      if (cachedBytes + pack.length <= deps.capacityBytes) break;
+      evict(old);
     }
+    cached.set(id, pack);
+    cachedBytes += pack.length;
   };
 
-  const download = (loc: BlobLocation, packSize: number): Promise<string> => {
+  const download = (loc: BlobLocation, packSize: number): Promise<Buffer> => {
     const running = downloads.get(loc.pack);
     if (running !== undefined) return running;
     const work = (async () => {
@@ -124,20 +237,17 @@ const packReader = (deps: PackReaderDeps): PackReader => {
           throw deps.storeError(e, loc);
         }),
       )();
-      const tmp = path.join(deps.dir, `${loc.pack}.${randomBytes(4).toString('hex')}.tmp`);
-      try {
-        await pipeline(body, createWriteStream(tmp));
-        const { size } = await fsp.stat(tmp);
-        if (size !== packSize)
-          throw { _tag: 'BlobCorrupt', op: 'get', key: loc.digest, cause: new Error(`pack ${loc.pack} holds ${size} bytes, its index says ${packSize}`) } satisfies VolumeError;
-        await makeRoom(size);
-        await fsp.rename(tmp, fileOf(loc.pack));
-        cached.set(loc.pack, size);
-        cachedBytes += size;
-        return fileOf(loc.pack);
-      } finally {
-        await fsp.rm(tmp, { force: true });
+      // Into one buffer of the size the index gives, chunk by chunk as they arrive.
+      const pack = Buffer.allocUnsafeSlow(packSize);
+      let size = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        if (size + chunk.length <= packSize) chunk.copy(pack, size);
+        size += chunk.length;
       }
+      if (size !== packSize)
+        throw { _tag: 'BlobCorrupt', op: 'get', key: loc.digest, cause: new Error(`pack ${loc.pack} holds ${size} bytes, its index says ${packSize}`) } satisfies VolumeError;
+      if (!closed) keep(loc.pack, pack);
+      return pack;
     })();
     downloads.set(loc.pack, work);
     void work.then(
@@ -147,6 +257,19 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     return work;
   };
 
+  const wholePackRead = async (loc: BlobLocation, packSize: number): Promise<Buffer> => {
+    let pack = cached.get(loc.pack);
+    if (pack !== undefined) {
+      cached.delete(loc.pack); // most recently used: to the end
+      cached.set(loc.pack, pack);
+    } else pack = await download(loc, packSize);
+    if (loc.offset + loc.length > pack.length) throw new Error(`pack ${loc.pack} ends before ${loc.digest}`);
+    // A copy: the reader owns it, and the pack may leave the cache.
+    const blob = Buffer.allocUnsafe(loc.length);
+    pack.copy(blob, 0, loc.offset, loc.offset + loc.length);
+    return blob;
+  };
+
   const read = (loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer> =>
     packSize > deps.wholePackMax
       ? pipe(
@@ -154,56 +277,50 @@ const packReader = (deps: PackReaderDeps): PackReader => {
           deps.store.get(deps.keyOf(loc.pack)),
           TE.mapLeft((e) => deps.storeError(e, loc)),
         )
-      : TE.tryCatch<VolumeError, Readable | Buffer>(
-          async () => {
-            touched(loc.pack);
-            for (let attempt = 0; ; attempt++) {
-              const size = cached.get(loc.pack);
-              if (size !== undefined) {
-                cached.delete(loc.pack); // most recently used: to the end
-                cached.set(loc.pack, size);
-              }
-              const file = size !== undefined ? fileOf(loc.pack) : await download(loc, packSize);
-              try {
-                let fd = fds.get(loc.pack);
-                if (fd === undefined) {
-                  fd = openSync(file, 'r');
-                  if (cached.has(loc.pack)) fds.set(loc.pack, fd);
-                  else setImmediate(() => closeSync(fd as number)); // evicted meanwhile: this read only
-                }
-                const bytes = Buffer.allocUnsafe(loc.length);
-                for (let done = 0; done < loc.length; ) {
-                  const got = readSync(fd, bytes, done, loc.length - done, loc.offset + done);
-                  if (got <= 0) throw new Error(`pack ${loc.pack} ends before ${loc.digest}`);
-                  done += got;
-                }
-                return bytes;
-              } catch (e) {
-                // Evicted for another pack between the download and this open: fetch it again.
-                if ((e as NodeJS.ErrnoException).code !== 'ENOENT' || attempt > 0) throw e;
-                await evict(loc.pack);
-              }
-            }
-          },
-          asVolumeError('get', loc.digest),
-        );
+      : TE.tryCatch<VolumeError, Readable | Buffer>(async () => (await announcedRead(loc)) ?? wholePackRead(loc, packSize), asVolumeError('get', loc.digest));
 
   return {
     read: (loc, packSize) =>
       // An empty blob (stored unsealed) has no byte range to read.
       loc.length === 0 ? TE.right(Buffer.alloc(0)) : read(loc, packSize),
     evict,
-    prefetch: (packs) => {
-      ahead.push(...packs);
-      pumpAhead();
+    prefetch: (plans) => {
+      for (const plan of plans) {
+        if (closed) return;
+        const blobs = plan.blobs.filter((b) => b.length > 0);
+        if (streamOf.has(plan.pack) || queued.some((q) => q.pack === plan.pack)) {
+          // Already coming: more reads of what it brings.
+          for (const b of blobs) {
+            const known = announced.get(b.digest) ?? taken.get(b.digest);
+            if (known !== undefined) known.wanted++;
+          }
+          continue;
+        }
+        for (const b of blobs) {
+          const known = announced.get(b.digest);
+          if (known !== undefined) known.wanted++;
+          else {
+            const ready = taken.get(b.digest);
+            if (ready !== undefined) ready.wanted++;
+            else announced.set(b.digest, { pack: plan.pack, wanted: 1 });
+          }
+        }
+        queued.push({ pack: plan.pack, blobs: blobs.filter((b) => announced.get(b.digest)?.pack === plan.pack) });
+      }
+      pump();
     },
     close: async () => {
       closed = true;
-      ahead.length = 0;
-      for (const fd of fds.values()) closeSync(fd);
-      fds.clear();
+      queued.length = 0;
+      wakeStreams();
+      for (const s of streams) s.body?.destroy();
       await Promise.allSettled([...downloads.values()]);
-      await fsp.rm(deps.dir, { recursive: true, force: true });
+      for (const d of [...waiters.keys()]) deliver(d, undefined);
+      announced.clear();
+      taken.clear();
+      takenBytes = 0;
+      cached.clear();
+      cachedBytes = 0;
     },
   };
 };

@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, promises as fsp, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import type { Readable } from 'node:stream';
+import { Transform, type Readable } from 'node:stream';
 import * as path from 'node:path';
 import { VolumeStreamError, type Digest } from '@zxbackup/volume-contract';
 import { pipe } from 'fp-ts/function';
@@ -213,23 +214,104 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     expect(packGets()).toBe(packs);
   });
 
-  it('the read cache keeps at most readCacheBytes of packs, and reads on after evicting', async () => {
+  it('readOrder puts the blobs of each pack together, by offset; announced reads take each blob out of its pack stream, also across the chunks of a body', async () => {
     await expectRight(volume.close());
-    volume = await open({ packSize: 64 * 1024, readCacheBytes: 160 * 1024 });
-    const contents = Array.from({ length: 60 }, (_, i) => mailLikeText(5000, 800 + i)); // ~300 KB: 4-5 packs
+    volume = await open({ packSize: 64 * 1024 });
+    const contents = Array.from({ length: 48 }, (_, i) => mailLikeText(3000 + i * 97, 1100 + i)); // ~4 packs
     for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
     await expectRight(volume.drain({ timeoutMs: 5000 }));
-    expect(packKeys(store).length).toBeGreaterThanOrEqual(4);
-    const cached = async (): Promise<number> => {
-      let n = 0;
-      for (const f of await fsp.readdir(path.join(dir, 'packs'))) n += (await fsp.stat(path.join(dir, 'packs', f))).size;
-      return n;
-    };
-    for (const _round of [1, 2]) // the second round reads packs evicted in the first
-      for (const bytes of contents) {
-        expect((await readAll(await expectRight(volume.get(sha256Hex(bytes))))).equals(bytes)).toBe(true);
-        expect(await cached()).toBeLessThanOrEqual(160 * 1024);
+    await expectRight(volume.close());
+    await fsp.rm(dir, { recursive: true, force: true }); // a new machine: every read from the store
+    volume = await open({ packSize: 64 * 1024 });
+    store.chunkBytes = 1000; // a blob spans several chunks, a chunk ends inside blobs
+    // Shuffled (a restore's item ids are hashes): the volume's order groups them again.
+    const shuffled = contents.map((bytes, i) => ({ bytes, key: (i * 7919) % 48 })).sort((a, b) => a.key - b.key).map((e) => e.bytes);
+    const digests = shuffled.map(sha256Hex);
+    const order = (await volume.readOrder?.(digests)) ?? [];
+    expect([...order].sort((a, b) => a - b)).toEqual(digests.map((_, i) => i));
+    const places = await Promise.all(order.map(async (i) => (await expectRight(volume.locate(digests[i] as Digest))) ?? { key: '', offset: -1, length: 0 }));
+    const packsInOrder = places.map((p) => p.key).filter((k, i, all) => i === 0 || all[i - 1] !== k);
+    expect(new Set(packsInOrder).size).toBe(packsInOrder.length); // each pack's blobs together
+    for (let i = 1; i < places.length; i++) if (places[i]?.key === places[i - 1]?.key) expect(places[i]?.offset).toBeGreaterThan(places[i - 1]?.offset ?? 0);
+    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
+    const ordered = order.map((i) => digests[i] as Digest);
+    volume.prefetch?.(ordered);
+    for (let i = 0; i < 100 && packGets() === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    // Read at once, while the packs stream: each read waits for its blob or finds it taken out.
+    const read = await Promise.all(ordered.map(async (d) => readAll(await expectRight(volume.get(d)))));
+    read.forEach((bytes, k) => expect(sha256Hex(bytes)).toBe(ordered[k]));
+    expect(packGets()).toBe(packsInOrder.length); // the streams only: no read downloaded a pack of its own
+  });
+
+  it('announced reads whose pack stream fails read their blob the other way, without waiting forever', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    const contents = Array.from({ length: 24 }, (_, i) => mailLikeText(4000, 1300 + i));
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await expectRight(volume.close());
+    await fsp.rm(dir, { recursive: true, force: true });
+    volume = await open({ packSize: 64 * 1024 });
+    store.chunkBytes = 1000;
+    // Every pack's first GET (the prefetch's stream) breaks off after its first chunk, a while
+    // later: the reads are waiting for their blobs by then.
+    const started = new Set<string>();
+    const realGet = store.get.bind(store);
+    store.get = (key) =>
+      key.includes('/packs/') && !started.has(key)
+        ? pipe(
+            realGet(key),
+            TE.map((body) => {
+              started.add(key);
+              let n = 0;
+              return body.pipe(
+                new Transform({
+                  transform(chunk: Buffer, _enc, done) {
+                    if (++n === 1) done(null, chunk);
+                    else setTimeout(() => done(new Error('connection reset')), 100);
+                  },
+                }),
+              );
+            }),
+          )
+        : realGet(key);
+    const digests = contents.map(sha256Hex);
+    volume.prefetch?.(digests);
+    for (let i = 0; i < 100 && started.size === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    const read = await Promise.all(digests.map(async (d) => readAll(await expectRight(volume.get(d)))));
+    read.forEach((bytes, k) => expect(bytes.equals(contents[k] ?? Buffer.alloc(0))).toBe(true));
+    expect(started.size).toBe(packKeys(store).length);
+  });
+
+  it('the read cache keeps at most readCacheBytes of packs, and reads on after evicting', async () => {
+    const contents = Array.from({ length: 60 }, (_, i) => mailLikeText(5000, 800 + i)); // ~300 KB: 4-5 packs
+    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
+    const readAllTwice = async (): Promise<number[]> => {
+      const gets: number[] = [];
+      for (const _round of [1, 2]) {
+        const before = packGets();
+        for (const bytes of contents) expect((await readAll(await expectRight(volume.get(sha256Hex(bytes))))).equals(bytes)).toBe(true);
+        gets.push(packGets() - before);
       }
+      return gets;
+    };
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    const packs = packKeys(store).length;
+    expect(packs).toBeGreaterThanOrEqual(4);
+    await expectRight(volume.close());
+    await fsp.rm(path.join(dir, 'spool'), { recursive: true, force: true }); // every read from the store
+    // Room for all: each pack is downloaded once, in the first round.
+    volume = await open({ packSize: 64 * 1024 });
+    expect(await readAllTwice()).toEqual([packs, 0]);
+    await expectRight(volume.close());
+    // Room for two packs: the second round downloads again the packs the first one evicted.
+    volume = await open({ packSize: 64 * 1024, readCacheBytes: 160 * 1024 });
+    const [first, second] = await readAllTwice();
+    expect(first).toBe(packs);
+    expect(second).toBeGreaterThanOrEqual(packs - 2);
   });
 
   it('the store holds the plaintext only without encryption; sizes and digests are the plaintext\'s', async () => {
@@ -538,6 +620,35 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     }
     expect(packKeys(store)).toHaveLength(2); // keep's, and the new one of halve's survivors
     expect(indexKeys(store)).toHaveLength(2);
+  });
+
+  it('a read whose prefetch hint went stale (its pack repacked since) finds the blob through the index', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024, readCacheBytes: 1024 }); // keeps no pack: every read goes to the store
+    // 9 MiB of other blobs fill the spool file that holds the blobs put before, which is then
+    // released once all is uploaded: their reads (and the prefetch) go to the store.
+    const spoolAway = async (): Promise<void> => {
+      for (let i = 0; i < 580; i++) await expectRight(volume.put(streamOf(randomBytes(16 * 1024))));
+      await expectRight(volume.drain({ timeoutMs: 5000 }));
+    };
+    const blobs = Array.from({ length: 8 }, (_, i) => mailLikeText(4000, 700 + i));
+    for (const b of blobs) await expectRight(volume.put(streamOf(b)));
+    await expectRight(volume.drain({ timeoutMs: 5000 })); // a pack of their own
+    await spoolAway();
+    const oldPack = (await expectRight(volume.locate(sha256Hex(blobs[7] ?? Buffer.alloc(0)))))?.key ?? '';
+    volume.prefetch?.(blobs.map(sha256Hex));
+    const oldPackGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key === oldPack).length;
+    for (let i = 0; i < 100 && oldPackGets() === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(oldPackGets()).toBe(1); // prefetched (and, with this cache, not kept)
+    for (const b of blobs.slice(0, 6)) await expectRight(volume.delete(sha256Hex(b))); // 2 of 8 live: repacked
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await spoolAway();
+    expect(store.objects.has(oldPack)).toBe(false);
+    const getsBefore = oldPackGets();
+    for (const b of blobs.slice(6)) expect((await readAll(await expectRight(volume.get(sha256Hex(b))))).equals(b)).toBe(true);
+    // The hints named a pack the index no longer has: each read asked the index again, without
+    // a request for the removed pack.
+    expect(oldPackGets()).toBe(getsBefore);
   });
 
   it('a new machine (empty cache directory) finds every blob through the bucket\'s index objects', async () => {
