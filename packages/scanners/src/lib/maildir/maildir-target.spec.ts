@@ -1,10 +1,13 @@
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Readable } from 'node:stream';
+import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { join } from 'node:path';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
 import type { ScanEvent } from '../source';
 import { makeMaildirSource } from './maildir-source';
-import { makeMaildirTarget } from './maildir-target';
+import { makeMaildirTarget, OFF_THREAD_MAX_BYTES } from './maildir-target';
 import { parsePasswdFile } from './passwd-file';
 import { syncfsUsable } from './syncfs';
 import { expectRight, makeTempDirs, readAll, run, runLeft, streamOf } from './spec-support';
@@ -82,12 +85,45 @@ describe('maildir restore target', () => {
     }
     const cur = join(root, 'alpha.test', 'bob', 'Maildir', 'cur');
     expect(readdirSync(cur)).toHaveLength(256);
-    expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp'))).toHaveLength(44);
+    // The last 44 are handed to the file writer's thread: they land in tmp/, not yet in cur/.
+    const inTmp = (): number => readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp')).length;
+    for (let i = 0; i < 200 && inTmp() < 44; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(inTmp()).toBe(44);
+    expect(readdirSync(cur)).toHaveLength(256);
     await run(target.flush?.() ?? TE.right(undefined));
     const listed = await run(target.listMessages(BOB, 'INBOX'));
     expect(new Set(listed.map((e) => e.sourceKey))).toEqual(keys);
     expect(listed.every((e) => e.flags.join() === '\\Seen')).toBe(true);
     expect(readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'tmp'))).toEqual([]);
+  });
+
+  it('a message whose file cannot be created fails the flush, naming it; nothing of its group reaches cur/', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root, syncfs: 'never' });
+    await run(target.ensureAccount(BOB, account));
+    const write = (i: number) => target.writeMessage(BOB, 'INBOX', { content: streamOf(Buffer.from(`Subject: ${i}\r\n\r\nbody ${i}\r\n`)), flags: [], receivedAt: i * 1000 });
+    await run(write(1));
+    await run(target.flush?.() ?? TE.right(undefined));
+    const maildir = join(root, 'alpha.test', 'bob', 'Maildir');
+    rmSync(join(maildir, 'tmp'), { recursive: true }); // the next files cannot be created
+    await run(write(2)); // handed over: the failure comes with the group
+    const flushed = await (target.flush?.() ?? TE.right(undefined))();
+    expect(E.isLeft(flushed) && flushed.left.message).toMatch(/tmp\//);
+    expect(readdirSync(join(maildir, 'cur'))).toHaveLength(1);
+  });
+
+  it('a message larger than the file writer takes streams into its file here, whole', async () => {
+    const root = tmp.make();
+    const target = makeMaildirTarget({ root });
+    await run(target.ensureAccount(BOB, account));
+    const body = Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), randomBytes(OFF_THREAD_MAX_BYTES + 12345)]);
+    const chunks = Array.from({ length: Math.ceil(body.length / 65536) }, (_, i) => body.subarray(i * 65536, (i + 1) * 65536));
+    const { sourceKey } = await run(target.writeMessage(BOB, 'INBOX', { content: Readable.from(chunks), flags: ['\\Seen'], receivedAt: 1_700_000_000_000 }));
+    await run(target.flush?.() ?? TE.right(undefined));
+    const [entry] = await run(target.listMessages(BOB, 'INBOX'));
+    expect(entry).toMatchObject({ sourceKey, size: body.length, receivedAt: 1_700_000_000_000, flags: ['\\Seen'] });
+    const file = readdirSync(join(root, 'alpha.test', 'bob', 'Maildir', 'cur'))[0] ?? '';
+    expect(readFileSync(join(root, 'alpha.test', 'bob', 'Maildir', 'cur', file)).equals(body)).toBe(true);
   });
 
   it('with one syncfs per group, groups close by size (64 MB), not after 256 messages', async () => {

@@ -15,6 +15,7 @@ import { accountPaths } from './layout';
 import { folderDir, listFolderEntries, readKeywords } from './listing';
 import { upsertPasswdLine } from './passwd-file';
 import { syncfs, syncfsUsable } from './syncfs';
+import { FILE_WRITER_MAX_BYTES, fileWriter } from './file-writer';
 
 export interface MaildirTargetOptions {
   /** The tree root: accounts are `<root>/<domain>/<user>/Maildir`. */
@@ -47,6 +48,8 @@ const GROUP_COMMIT_MESSAGES = 256;
 const GROUP_COMMIT_MESSAGES_SYNCFS = 8192;
 const GROUP_COMMIT_BYTES = 64 * 1024 * 1024;
 const PARALLEL_SYNCS = 32;
+/** Messages up to this size are written on the file writer's thread; larger ones stream here. */
+export const OFF_THREAD_MAX_BYTES = Math.min(4 * 1024 * 1024, FILE_WRITER_MAX_BYTES);
 // From this many files, one syncfs (a process spawn, about the cost of ~50 fsyncs) beats fsyncs.
 const SYNCFS_MIN_FILES = 64;
 
@@ -72,6 +75,14 @@ const writeAllSync = (fd: number, bytes: Buffer): void => {
 interface HeldMessage {
   readonly tmp: string;
   readonly final: string;
+  /** Settles once the file is complete in tmp/ (written by the file writer's thread). */
+  readonly written: Promise<void>;
+}
+
+/** A message's file in tmp/: its size, and when it is complete. */
+interface TmpFile {
+  readonly size: number;
+  readonly written: Promise<void>;
 }
 
 /** Maildir host part: `/` and `:` cannot appear in a file name part (Maildir spec escapes). */
@@ -119,6 +130,8 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
   };
 
   const commitGroup = async (group: readonly HeldMessage[]): Promise<void> => {
+    // A file that could not be written fails its group here (the first failure is reported).
+    await Promise.all(group.map((m) => m.written));
     if (!(await syncWholeFileSystem(group.length))) await forEachConcurrent(group, PARALLEL_SYNCS, async (m) => fsyncPath(m.tmp));
     const curDirs = new Set<string>();
     // Synchronous: a rename within a folder is one short local syscall, cheaper than a round
@@ -254,18 +267,38 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
   };
 
   /**
-   * Writes a message into a new file of tmp/, with its owner and received date, and returns its
-   * size. Synchronous calls: each is one short syscall on a local file, where the libuv
-   * threadpool costs two cross-thread wake-ups per call (open, write, utimes, close: ~8 of them
-   * per message, which bounded a restore on a 2-core machine). The content may still stream
-   * (a large blob), one chunk per write.
+   * Writes a message into a new file of tmp/, with its owner and received date. A message of up
+   * to OFF_THREAD_MAX_BYTES (nearly all) is gathered here and handed to the file writer's thread
+   * (see file-writer.ts) without waiting for it: the group commit waits, before any fsync or
+   * rename, and fails with the first file that could not be written. A bigger message streams,
+   * one chunk per synchronous write on this thread, so no more than that is held for one message.
    */
-  const writeTmpFile = async (tmp: string, content: Readable, receivedAt: number): Promise<number> => {
+  const writeTmpFile = async (tmp: string, content: Readable, receivedAt: number): Promise<TmpFile> => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const source = content[Symbol.asyncIterator]() as AsyncIterator<Buffer | Uint8Array>;
+    for (let next = await source.next(); next.done !== true; next = await source.next()) {
+      const bytes = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+      chunks.push(bytes);
+      size += bytes.length;
+      if (size > OFF_THREAD_MAX_BYTES) return writeTmpFileHere(tmp, chunks, source, receivedAt);
+    }
+    const written = fileWriter.write({ path: tmp, chunks, mode: FILE_MODE, ...(owner === undefined ? {} : { owner }), mtimeMs: receivedAt });
+    written.catch(() => undefined); // awaited by the group's commit, which reports the failure
+    return { size, written };
+  };
+
+  /** The rest of a large message, streamed into its file on this thread, after the chunks read so far. */
+  const writeTmpFileHere = async (tmp: string, first: readonly Buffer[], rest: AsyncIterator<Buffer | Uint8Array>, receivedAt: number): Promise<TmpFile> => {
     let fd: number | undefined = openSync(tmp, 'wx', FILE_MODE);
     try {
       let size = 0;
-      for await (const chunk of content) {
-        const bytes = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array);
+      for (const bytes of first) {
+        writeAllSync(fd, bytes);
+        size += bytes.length;
+      }
+      for (let next = await rest.next(); next.done !== true; next = await rest.next()) {
+        const bytes = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
         writeAllSync(fd, bytes);
         size += bytes.length;
       }
@@ -275,7 +308,7 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
       const open = fd;
       fd = undefined;
       closeSync(open);
-      return size;
+      return { size, written: Promise.resolve() };
     } catch (e) {
       if (fd !== undefined) {
         try {
@@ -347,9 +380,9 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
           // Concatenated: `dir` is normalized already, and path.join on every message was a
           // measurable share of a restore's main-thread time.
           const tmp = `${dir}/tmp/${base}`;
-          const size = await writeTmpFile(tmp, message.content, message.receivedAt);
+          const { size, written } = await writeTmpFile(tmp, message.content, message.receivedAt);
           const sourceKey = `${base},S=${size}`;
-          held.push({ tmp, final: `${dir}/cur/${sourceKey}:2,${letters}` });
+          held.push({ tmp, final: `${dir}/cur/${sourceKey}:2,${letters}`, written });
           heldBytes += size;
           const groupMessages = (await syncfsMode()) ? GROUP_COMMIT_MESSAGES_SYNCFS : GROUP_COMMIT_MESSAGES;
           if (held.length >= groupMessages || heldBytes >= GROUP_COMMIT_BYTES) await commitHeld();

@@ -1,4 +1,4 @@
-import type { AccountId, AccountMeta, FolderMeta, History, ItemId, Transaction } from '@zxbackup/item-store';
+import type { AccountId, AccountMeta, FolderMeta, History, ItemId } from '@zxbackup/item-store';
 import { ACCOUNT_ITEM_ID } from '../engine/ids';
 import { metaOf } from '../engine/util';
 import { runR, traverse, writingRestoreTask, type RestoreDeps } from './deps';
@@ -6,7 +6,7 @@ import { RestoreAbort, restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { lastLiveAtOrBefore, liveAt } from './history-view';
 import { makeReadAhead, prefetchBlob } from './read-ahead';
-import { isMessageState, writeMessageFromBlob, type MessageState } from './write-message';
+import { isMessageState, plannedMessage, writeMessageFromBlob, type PlannedMessage } from './write-message';
 import type { Digest } from '@zxbackup/volume-contract';
 import type * as TE from 'fp-ts/TaskEither';
 
@@ -35,6 +35,13 @@ export interface RestoreSummary {
   readonly bytes: number;
 }
 
+/**
+ * Messages planned at once: what a restore holds of each (its folder, flags, dates, digest) until
+ * it is written, ~200 bytes. An account with more is restored window by window, each in the
+ * volume's order; a pack may then be read once per window.
+ */
+const PLAN_MESSAGES = 100_000;
+
 const withoutDeleted = (flags: ReadonlyArray<string>): string[] => flags.filter((f) => f !== '\\Deleted');
 
 /**
@@ -59,11 +66,11 @@ export const makeFolderEnsurer = (deps: RestoreDeps, account: AccountId) => {
 /**
  * Restores an account as it was at instant T into a new, empty account: its settings, its
  * folders (paths as they were then) and its messages (content from the volume, flags and
- * received date then). Streams item by item, in the store's order; memory holds the folder
- * histories and the blobs fetched ahead of the writes (`readAhead` of them, each at most
- * `READ_AHEAD_MAX_BUFFERED`; bigger ones stream). The walk over the messages starts while the
- * folders are read and made, so the first blobs are on their way (and the volume's I/O threads
- * started) when the first message can be written; no message is written before its folder.
+ * received date then). One walk over the store plans the messages (up to PLAN_MESSAGES at a
+ * time), which are then written in the volume's read order; memory holds the folder histories,
+ * the plan and the blobs fetched ahead of the writes (`readAhead` of them, each at most
+ * `READ_AHEAD_MAX_BUFFERED`; bigger ones stream). The walk starts while the folders are read
+ * and made; no message is written before its folder.
  */
 export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams): TE.TaskEither<RestoreError, RestoreSummary> =>
   writingRestoreTask(deps, 'restoreAccount', async () => {
@@ -106,9 +113,11 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
     let undeleted = 0;
     let bytes = 0;
     let ignored = 0;
-    interface Pending {
-      readonly state: MessageState;
+    interface Planned {
+      readonly state: PlannedMessage;
       readonly live: boolean;
+    }
+    interface Pending extends Planned {
       readonly content: ReturnType<typeof prefetchBlob> | undefined;
     }
     const writers = deps.concurrency ?? 4;
@@ -123,45 +132,50 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
       bytes += m.state.size ?? 0;
       deps.onProgress?.({ phase: 'messages', done: messages });
     });
-    /** Every item of the account as it is restored: its state at T (or before, to undelete) and whether it was live. */
-    const forEachItemAt = (visit: (state: Transaction, live: boolean) => Promise<void>): Promise<void> =>
-      traverse(
+    /**
+     * Writes the planned messages in the order the volume reads them fastest (an S3 volume: pack
+     * by pack, so that its bounded read cache downloads each pack once; item ids are hashes, so
+     * the store's order is random to the volume), after telling it the whole list.
+     */
+    const writePlan = async (plan: readonly Planned[]): Promise<void> => {
+      const withContent = plan.filter((p) => p.state.digest !== undefined);
+      const digests = withContent.map((p) => p.state.digest as Digest);
+      const order = deps.volume.readOrder === undefined ? undefined : await deps.volume.readOrder(digests);
+      const ordered = order === undefined ? withContent : order.map((i) => withContent[i] as Planned);
+      deps.volume.prefetch?.(ordered.map((p) => p.state.digest as Digest));
+      // Without content: refused by writeMessageFromBlob, first.
+      for (const p of [...plan.filter((q) => q.state.digest === undefined), ...ordered]) {
+        await ahead.push(() => ({
+          ...p,
+          content: p.state.digest === undefined ? undefined : prefetchBlob(deps.volume, p.state.digest as Digest, p.state.size),
+        }));
+      }
+    };
+    const walked = (async () => {
+      let plan: Planned[] = [];
+      await traverse(
         (guard) =>
           deps.store.forEachHistory(
             account,
             guard(async (_a, _id, history) => {
               const live = liveAt(history, at);
               const state = live ?? (undelete ? lastLiveAtOrBefore(history, at) : undefined);
-              if (state !== undefined) await visit(state, live !== undefined);
+              if (state === undefined) return;
+              if (!isMessageState(state)) {
+                if (live !== undefined && state.kind !== 'folder' && state.kind !== 'account') ignored++;
+                return;
+              }
+              plan.push({ state: plannedMessage(state), live: live !== undefined });
+              if (plan.length >= PLAN_MESSAGES) {
+                const full = plan;
+                plan = [];
+                await writePlan(full);
+              }
             }),
           ),
         restoreError.store('readItems', account),
       );
-    // A remote volume is told the whole list of blobs first, so that it can fetch ahead of the
-    // writes (an S3 volume downloads the packs holding them, several at a time). A second pass
-    // over the metadata, rather than holding every message's state of the account in memory.
-    const hinted = (async () => {
-      const prefetch = deps.volume.prefetch?.bind(deps.volume);
-      if (prefetch === undefined) return;
-      const digests: Digest[] = [];
-      await forEachItemAt(async (state) => {
-        if (isMessageState(state) && state.digest !== undefined) digests.push(state.digest as Digest);
-      });
-      prefetch(digests);
-    })();
-    const walked = (async () => {
-      await hinted;
-      await forEachItemAt(async (state, live) => {
-        if (!isMessageState(state)) {
-          if (live && state.kind !== 'folder' && state.kind !== 'account') ignored++;
-          return;
-        }
-        await ahead.push(() => ({
-          state,
-          live,
-          content: state.digest === undefined ? undefined : prefetchBlob(deps.volume, state.digest as Digest, state.size),
-        }));
-      });
+      await writePlan(plan);
       await ahead.drain();
     })();
     const [preparation, walk] = await Promise.allSettled([prepared, walked]);

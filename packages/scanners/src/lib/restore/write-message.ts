@@ -12,6 +12,18 @@ export type MessageState = Transaction & MessageMeta;
 
 export const isMessageState = (t: Transaction): t is MessageState => t.kind === 'message';
 
+/** What writing a message needs of its state: a restore holds this of every message it plans. */
+export type PlannedMessage = Pick<MessageState, 'folderId' | 'flags' | 'receivedAt' | 'sourceKey' | 'digest' | 'size'>;
+
+export const plannedMessage = (s: MessageState): PlannedMessage => ({
+  folderId: s.folderId,
+  flags: s.flags,
+  receivedAt: s.receivedAt,
+  ...(s.sourceKey === undefined ? {} : { sourceKey: s.sourceKey }),
+  ...(s.digest === undefined ? {} : { digest: s.digest }),
+  ...(s.size === undefined ? {} : { size: s.size }),
+});
+
 /**
  * Streams a message's blob from the volume into the target. The volume verifies the digest
  * while streaming; a corrupt blob fails the write with the volume's `BlobCorrupt`. `prefetched`
@@ -21,7 +33,7 @@ export const writeMessageFromBlob = async (
   deps: RestoreDeps,
   account: AccountId,
   folderPath: string,
-  state: MessageState,
+  state: Pick<MessageState, 'digest' | 'sourceKey' | 'receivedAt'>,
   flags: ReadonlyArray<string>,
   prefetched?: TE.TaskEither<VolumeError, Readable>,
 ): Promise<void> => {
