@@ -34,11 +34,12 @@ export interface PackPlan {
 }
 
 /**
- * Reads blobs out of packs; every blob handed out is a buffer of its own.
+ * Reads blobs out of packs. What a read hands out is the reader's to keep: views of network
+ * buffers no one else writes to, or a copy.
  *
  * Announced reads (`prefetch`, in the order they will come: a restore gives its whole list in
  * the volume's read order): each pack is streamed once, a few at a time, and the announced
- * blobs are taken out of the stream as their bytes arrive, into buffers of their own. A read
+ * blobs are taken out of the stream as their bytes arrive (as views of its chunks). A read
  * finds its blob there, or waits for it; the first blobs are ready before their pack has
  * arrived, and no pack is held whole. Taken blobs wait for their reads within `capacityBytes`;
  * past it a stream pauses (the HTTP connection is not read on) unless a read waits for it.
@@ -47,8 +48,11 @@ export interface PackPlan {
  * blob copied out of it. Concurrent reads of one pack share its download.
  */
 export interface PackReader {
-  /** The stored (maybe sealed) bytes of one blob: a Buffer, or a stream for a pack too big to keep. */
-  read(loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer>;
+  /**
+   * The stored (maybe sealed) bytes of one blob: in memory, in parts (views of the pack's
+   * network reads, not copied), or a stream for a pack too big to keep.
+   */
+  read(loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer[]>;
   /** Drops a pack's cached copy (a blob of it failed verification: the next read downloads it again). */
   evict(id: PackId): void;
   /** Announces reads: these packs are streamed in this order, and these blobs kept for their reads. Failures are left to the reads. */
@@ -66,7 +70,7 @@ export const makePackReader = (deps: PackReaderDeps): TE.TaskEither<VolumeError,
   );
 
 /** A read waiting for an announced blob: its bytes, or undefined to read it the other way. */
-type Waiter = (bytes: Buffer | undefined) => void;
+type Waiter = (parts: Buffer[] | undefined) => void;
 
 interface Stream {
   readonly plan: PackPlan;
@@ -84,23 +88,23 @@ const packReader = (deps: PackReaderDeps): PackReader => {
   const streams = new Set<Stream>();
   /** Announced blobs not taken out yet: the stream (or queued plan) that will bring them, and how many reads want them. */
   const announced = new Map<string, { readonly pack: PackId; wanted: number }>();
-  const taken = new Map<string, { readonly bytes: Buffer; wanted: number }>();
+  const taken = new Map<string, { readonly parts: Buffer[]; readonly length: number; wanted: number }>();
   let takenBytes = 0;
   const waiters = new Map<string, Waiter[]>();
   const streamOf = new Map<PackId, Stream>();
 
-  const deliver = (digest: string, bytes: Buffer | undefined): void => {
+  const deliver = (digest: string, parts: Buffer[] | undefined, length = 0): void => {
     const entry = announced.get(digest);
     announced.delete(digest);
     let wanted = entry?.wanted ?? 0;
     for (const waiter of waiters.get(digest) ?? []) {
-      waiter(bytes);
+      waiter(parts);
       wanted--;
     }
     waiters.delete(digest);
-    if (bytes === undefined || wanted <= 0) return;
-    taken.set(digest, { bytes, wanted });
-    takenBytes += bytes.length;
+    if (parts === undefined || wanted <= 0) return;
+    taken.set(digest, { parts, length, wanted });
+    takenBytes += length;
   };
 
   const roomFor = (s: Stream): Promise<void> | undefined =>
@@ -117,7 +121,9 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     const { plan } = s;
     const blobs = plan.blobs;
     let next = 0; // the first blob not complete
-    let partial: Buffer | undefined; // its bytes so far, once it started
+    // Its parts so far, once it started: views of the chunks, which stay alive with them. A copy
+    // into a buffer per blob cost more than the download here (fresh memory faults in).
+    let partial: Buffer[] | undefined;
     let position = 0; // of the pack, at the start of the chunk
     try {
       const body = await pipe(
@@ -138,12 +144,12 @@ const packReader = (deps: PackReaderDeps): PackReader => {
             partial = undefined;
             continue;
           }
-          partial ??= Buffer.allocUnsafe(blob.length);
+          partial ??= [];
           const from = Math.max(blob.offset, position);
           const to = Math.min(blob.offset + blob.length, end);
-          chunk.copy(partial, from - blob.offset, from - position, to - position);
+          partial.push(chunk.subarray(from - position, to - position));
           if (to < blob.offset + blob.length) break; // continues in the next chunk
-          deliver(blob.digest, partial);
+          deliver(blob.digest, partial, blob.length);
           partial = undefined;
           next++;
         }
@@ -175,15 +181,16 @@ const packReader = (deps: PackReaderDeps): PackReader => {
   };
 
   /** The blob of an announced read: taken out already, or soon; undefined: read it the other way. */
-  const announcedRead = async (loc: BlobLocation): Promise<Buffer | undefined> => {
+  const announcedRead = async (loc: BlobLocation): Promise<Buffer[] | undefined> => {
     const ready = taken.get(loc.digest);
     if (ready !== undefined) {
       if (--ready.wanted <= 0) {
         taken.delete(loc.digest);
-        takenBytes -= ready.bytes.length;
+        takenBytes -= ready.length;
         wakeStreams();
       }
-      return ready.bytes;
+      // Each read gets its own list (a reader may consume it).
+      return [...ready.parts];
     }
     const coming = announced.get(loc.digest);
     if (coming === undefined) return undefined;
@@ -196,13 +203,13 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     s.urgent = true;
     s.wake?.();
     s.wake = undefined;
-    const bytes = await new Promise<Buffer | undefined>((resolve) => {
+    const parts = await new Promise<Buffer[] | undefined>((resolve) => {
       const list = waiters.get(loc.digest) ?? [];
       list.push(resolve);
       waiters.set(loc.digest, list);
     });
     if (![...waiters.keys()].some((d) => announced.get(d)?.pack === coming.pack)) s.urgent = false;
-    return bytes;
+    return parts && [...parts];
   };
 
   // ---- other reads: whole packs in a bounded cache
@@ -257,7 +264,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     return work;
   };
 
-  const wholePackRead = async (loc: BlobLocation, packSize: number): Promise<Buffer> => {
+  const wholePackRead = async (loc: BlobLocation, packSize: number): Promise<Buffer[]> => {
     let pack = cached.get(loc.pack);
     if (pack !== undefined) {
       cached.delete(loc.pack); // most recently used: to the end
@@ -267,22 +274,22 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     // A copy: the reader owns it, and the pack may leave the cache.
     const blob = Buffer.allocUnsafe(loc.length);
     pack.copy(blob, 0, loc.offset, loc.offset + loc.length);
-    return blob;
+    return [blob];
   };
 
-  const read = (loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer> =>
+  const read = (loc: BlobLocation, packSize: number): TE.TaskEither<VolumeError, Readable | Buffer[]> =>
     packSize > deps.wholePackMax
       ? pipe(
           // A big blob alone in its pack: streamed straight through.
           deps.store.get(deps.keyOf(loc.pack)),
           TE.mapLeft((e) => deps.storeError(e, loc)),
         )
-      : TE.tryCatch<VolumeError, Readable | Buffer>(async () => (await announcedRead(loc)) ?? wholePackRead(loc, packSize), asVolumeError('get', loc.digest));
+      : TE.tryCatch<VolumeError, Readable | Buffer[]>(async () => (await announcedRead(loc)) ?? wholePackRead(loc, packSize), asVolumeError('get', loc.digest));
 
   return {
     read: (loc, packSize) =>
       // An empty blob (stored unsealed) has no byte range to read.
-      loc.length === 0 ? TE.right(Buffer.alloc(0)) : read(loc, packSize),
+      loc.length === 0 ? TE.right([]) : read(loc, packSize),
     evict,
     prefetch: (plans) => {
       for (const plan of plans) {

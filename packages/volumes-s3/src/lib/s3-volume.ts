@@ -225,16 +225,18 @@ const assemble = (
           : reader.read(loc, info.size),
       ),
       TE.map((stored) => {
-        if (Buffer.isBuffer(stored) && key === undefined) {
+        if (Array.isArray(stored) && key === undefined) {
           // Whole in memory: checked at once, without a stream stage.
-          const actual = createHash('sha256').update(stored).digest('hex');
-          if (actual === loc.digest) return Readable.from([stored], { objectMode: false });
+          const hash = createHash('sha256');
+          for (const part of stored) hash.update(part);
+          const actual = hash.digest('hex');
+          if (actual === loc.digest) return Readable.from(stored, { objectMode: false });
           void reader.evict(loc.pack); // the next read downloads the pack again
           const failure = new VolumeStreamError({
             _tag: 'BlobCorrupt',
             op: 'get',
             key: loc.digest,
-            cause: new Error(`content of ${stored.length} bytes hashes to ${actual}`),
+            cause: new Error(`content of ${loc.length} bytes hashes to ${actual}`),
           });
           return new Readable({
             read() {
@@ -242,7 +244,7 @@ const assemble = (
             },
           });
         }
-        const body: Readable = Buffer.isBuffer(stored) ? Readable.from([stored], { objectMode: false }) : stored;
+        const body: Readable = Array.isArray(stored) ? Readable.from(stored, { objectMode: false }) : stored;
         let plain = body;
         if (key !== undefined) {
           plain = decryptStream(key, { name: `${packKey(c.prefix, loc.pack)}@${loc.offset}` });
