@@ -84,8 +84,8 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
     const ensureFolder = makeFolderEnsurer(deps, newAccount);
     let folderCount = 0;
 
-    /** The account and its folders live at T, at the target; the folder histories for the messages. */
-    const prepare = async (): Promise<ReadonlyMap<ItemId, History>> => {
+    /** The account at the target, and the folder histories the messages need. */
+    const load = async (): Promise<ReadonlyMap<ItemId, History>> => {
       const folders = await loadFolderHistories(deps.store, account);
       const accountHistory = await runR(deps.store.getHistory(account, ACCOUNT_ITEM_ID), restoreError.store('readAccount', account));
       const accountState = accountHistory._tag === 'Some' ? (liveAt(accountHistory.value, at) ?? lastLiveAtOrBefore(accountHistory.value, at)) : undefined;
@@ -97,17 +97,27 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
           ? { ...(metaOf(accountState) as AccountMeta), address: newAccount }
           : { kind: 'account', address: newAccount, status: 'active', settings: {} };
       await runR(deps.target.ensureAccount(newAccount, meta), restoreError.target('ensureAccount', newAccount));
+      return folders;
+    };
+    const loaded = load();
+    /**
+     * Every folder live at T, also those no message is restored into. A message waits only for
+     * its own folder (made here or by its writer, once): making them all took a few hundred ms
+     * (a subscription file made durable per folder), while the first blobs were ready.
+     */
+    const makeFolders = async (): Promise<void> => {
+      const folders = await loaded;
       const liveFolders = [...folders.keys()]
         .map((id) => resolveFolder(folders, id, at))
         .filter((f) => f !== undefined && f.liveAt)
         .sort((a, b) => (a?.path ?? '').localeCompare(b?.path ?? ''));
       for (const f of liveFolders) if (f !== undefined && (await ensureFolder(f.path, f.meta))) folderCount++;
       deps.onProgress?.({ phase: 'folders', done: folderCount });
-      return folders;
     };
-    const prepared = prepare();
+    const foldersMade = makeFolders();
     // Awaited below; until then a failure must not count as unhandled.
-    prepared.catch(() => undefined);
+    loaded.catch(() => undefined);
+    foldersMade.catch(() => undefined);
 
     let messages = 0;
     let undeleted = 0;
@@ -122,7 +132,7 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
     }
     const writers = deps.concurrency ?? 4;
     const ahead = makeReadAhead<Pending>(Math.max(writers, deps.readAhead ?? 16), writers, async (m) => {
-      const folders = await prepared;
+      const folders = await loaded;
       const folder = resolveFolder(folders, m.state.folderId, at);
       const path = folder?.path ?? FALLBACK_FOLDER.path;
       if (await ensureFolder(path, folder?.meta ?? FALLBACK_FOLDER)) folderCount++;
@@ -178,9 +188,10 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
       await writePlan(plan);
       await ahead.drain();
     })();
-    const [preparation, walk] = await Promise.allSettled([prepared, walked]);
-    // A failed preparation fails every write too: its error is the one to report.
-    if (preparation.status === 'rejected') throw preparation.reason;
+    const [loading, making, walk] = await Promise.allSettled([loaded, foldersMade, walked]);
+    // A failed load fails every write too: its error is the one to report.
+    if (loading.status === 'rejected') throw loading.reason;
+    if (making.status === 'rejected') throw making.reason;
     if (walk.status === 'rejected') throw walk.reason;
     deps.onProgress?.({ phase: 'done', done: messages });
     return { folders: folderCount, messages, undeleted, skipped: 0, ignored, bytes };
