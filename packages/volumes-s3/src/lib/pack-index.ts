@@ -222,8 +222,11 @@ const makePackIndex = (db: ClassicLevel<string, string>, wasSynced: boolean, emp
     },
     addPack: (id, size, uploadedAt, entries, options) =>
       serial(async () => {
-        const previous = await db.getMany(entries.map((e) => `${BLOB}${e.digest}`));
-        const moved = entries.flatMap((e, i) => {
+        // Where the index holds every digest in memory (it started empty: a new machine loading
+        // the bucket's index), only the digests it has can have a previous place to look up.
+        const known = recorded === undefined ? entries : entries.filter((e) => recorded?.has(e.digest) === true);
+        const previous = known.length === 0 ? [] : await db.getMany(known.map((e) => `${BLOB}${e.digest}`));
+        const moved = known.flatMap((e, i) => {
           const v = previous[i];
           return v === undefined ? [] : [decodeLocation(e.digest, v)];
         }).filter((l) => l.pack !== id);
