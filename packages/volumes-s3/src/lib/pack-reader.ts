@@ -24,6 +24,8 @@ export interface PackReaderDeps {
   /** Packs larger than this (one big blob each) are streamed, never kept. */
   readonly wholePackMax: number;
   readonly storeError: (e: S3Error, loc: BlobLocation) => VolumeError;
+  /** Announced reads that do not come for this long are given up (default 60 s); see `sweep`. */
+  readonly staleMs?: number;
 }
 
 /** A pack to stream, and the blobs to take out of it for the reads to come. */
@@ -84,11 +86,14 @@ const packReader = (deps: PackReaderDeps): PackReader => {
   let closed = false;
 
   // ---- announced reads: packs streamed, blobs taken out
-  const queued: PackPlan[] = [];
+  const queued: Array<PackPlan & { readonly at: number }> = [];
   const streams = new Set<Stream>();
   /** Announced blobs not taken out yet: the stream (or queued plan) that will bring them, and how many reads want them. */
   const announced = new Map<string, { readonly pack: PackId; wanted: number }>();
-  const taken = new Map<string, { readonly parts: Buffer[]; readonly length: number; wanted: number }>();
+  const taken = new Map<string, { readonly parts: Buffer[]; readonly length: number; wanted: number; readonly pack: PackId }>();
+  /** When a read last took or waited for a blob of each pack (or its stream started): see `sweep`. */
+  const packUse = new Map<PackId, number>();
+  const used = (id: PackId): void => void packUse.set(id, Date.now());
   let takenBytes = 0;
   const waiters = new Map<string, Waiter[]>();
   const streamOf = new Map<PackId, Stream>();
@@ -103,7 +108,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     }
     waiters.delete(digest);
     if (parts === undefined || wanted <= 0) return;
-    taken.set(digest, { parts, length, wanted });
+    taken.set(digest, { parts, length, wanted, pack: entry?.pack ?? ('' as PackId) });
     takenBytes += length;
   };
 
@@ -174,6 +179,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     while (!closed && streams.size < PREFETCH_CONCURRENCY && queued.length > 0) {
       const plan = queued.shift() as PackPlan;
       const s: Stream = { plan, urgent: false, wake: undefined, body: undefined };
+      used(plan.pack);
       streams.add(s);
       streamOf.set(plan.pack, s);
       void runStream(s);
@@ -184,6 +190,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
   const announcedRead = async (loc: BlobLocation): Promise<Buffer[] | undefined> => {
     const ready = taken.get(loc.digest);
     if (ready !== undefined) {
+      used(ready.pack);
       if (--ready.wanted <= 0) {
         taken.delete(loc.digest);
         takenBytes -= ready.length;
@@ -200,6 +207,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
       if (--coming.wanted <= 0) announced.delete(loc.digest);
       return undefined;
     }
+    used(coming.pack);
     s.urgent = true;
     s.wake?.();
     s.wake = undefined;
@@ -211,6 +219,40 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     if (![...waiters.keys()].some((d) => announced.get(d)?.pack === coming.pack)) s.urgent = false;
     return parts && [...parts];
   };
+
+  /**
+   * Gives up announced reads that do not come: a restore that failed or was stopped leaves its
+   * list behind, and in a long-lived process (the admin API's) its blobs would hold the memory
+   * and its paused streams the slots for good. The blobs taken out of, and the streams of, packs
+   * no read has used for `staleMs` go, as do plans queued that long; a read that comes after all
+   * reads its pack whole. (A restore reads pack by pack: the packs it reads stay in use.)
+   */
+  const staleMs = deps.staleMs ?? 60_000;
+  const sweep = (): void => {
+    const before = Date.now() - staleMs;
+    const stale = (id: PackId): boolean => (packUse.get(id) ?? 0) < before;
+    for (const [digest, t] of taken) {
+      if (!stale(t.pack)) continue;
+      taken.delete(digest);
+      takenBytes -= t.length;
+    }
+    for (let i = queued.length - 1; i >= 0; i--) {
+      const plan = queued[i] as PackPlan & { readonly at: number };
+      if (plan.at >= before) continue;
+      queued.splice(i, 1);
+      for (const b of plan.blobs) if (announced.get(b.digest)?.pack === plan.pack) announced.delete(b.digest);
+    }
+    for (const s of streams) {
+      if (s.urgent || !stale(s.plan.pack)) continue;
+      s.body?.destroy(); // its loop ends; what it still had to bring is read the other way
+      s.wake?.();
+    }
+    for (const [id, at] of packUse) if (at < before && !streamOf.has(id)) packUse.delete(id);
+    wakeStreams();
+    pump();
+  };
+  const sweeper = setInterval(sweep, Math.max(10, staleMs / 4));
+  sweeper.unref();
 
   // ---- other reads: whole packs in a bounded cache
   const cached = new Map<PackId, Buffer>(); // insertion order = least recently used first
@@ -312,12 +354,14 @@ const packReader = (deps: PackReaderDeps): PackReader => {
             else announced.set(b.digest, { pack: plan.pack, wanted: 1 });
           }
         }
-        queued.push({ pack: plan.pack, blobs: blobs.filter((b) => announced.get(b.digest)?.pack === plan.pack) });
+        queued.push({ pack: plan.pack, blobs: blobs.filter((b) => announced.get(b.digest)?.pack === plan.pack), at: Date.now() });
       }
+      sweep();
       pump();
     },
     close: async () => {
       closed = true;
+      clearInterval(sweeper);
       queued.length = 0;
       wakeStreams();
       for (const s of streams) s.body?.destroy();
