@@ -172,6 +172,35 @@ describe('restore engine', () => {
     expect(hinted[0]).toHaveLength(summary.messages);
   });
 
+  it('reads the blobs in the order the volume asks for, in a restore and in an undelete', async () => {
+    const states = await history(w);
+    const reads: Digest[] = [];
+    const asked: Digest[][] = [];
+    // A volume that wants its lists read backwards by digest.
+    const volume = {
+      ...w.volume,
+      get: (d: Digest) => (reads.push(d), w.volume.get(d)),
+      readOrder: async (digests: readonly Digest[]) => {
+        asked.push([...digests]);
+        return digests.map((d, i) => ({ d, i })).sort((a, b) => (a.d < b.d ? 1 : a.d > b.d ? -1 : 0)).map((e) => e.i);
+      },
+    };
+    const restore = makeRestoreEngine({ store: w.store, volume, target: w.target, readTarget: w.target.openMessage });
+    const backwards = (ds: readonly Digest[]): Digest[] => [...ds].sort().reverse();
+    const s = states[1] as { at: number; snap: Snapshot };
+    await unwrap(restore.restoreAccount({ account: ALICE, newAccount: 'ordered@example.test' as AccountId, at: s.at + 10, undelete: false }));
+    expect(w.target.snapshot('ordered@example.test' as AccountId)).toEqual(s.snap);
+    expect(asked).toHaveLength(1);
+    expect(reads.length).toBeGreaterThan(2);
+    expect(reads).toEqual(backwards(asked[0] ?? []));
+    reads.length = 0;
+    const t0 = states[0]?.at as number;
+    const summary = await unwrap(restore.undeleteItems({ account: ALICE, from: t0 + 1, to: w.clock.now(), targetOriginalFolder: true, now: w.clock.now() }));
+    expect(summary.restored).toBeGreaterThanOrEqual(2);
+    expect(asked).toHaveLength(2);
+    expect(reads).toEqual(backwards(asked[1] ?? []));
+  });
+
   it('reports a failure to make the account, not the writes it stopped', async () => {
     await history(w);
     const target: typeof w.target = { ...w.target, ensureAccount: () => async () => ({ _tag: 'Left', left: { _tag: 'SourceIOError', op: 'ensureAccount', message: 'disk full' } }) };

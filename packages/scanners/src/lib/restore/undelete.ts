@@ -6,7 +6,8 @@ import { restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { ddmmyy, lastLiveAtOrBefore } from './history-view';
 import { makeFolderEnsurer } from './restore-account';
-import { isMessageState, makeDuplicateCheck, writeMessageFromBlob } from './write-message';
+import { isMessageState, makeDuplicateCheck, writeMessageFromBlob, type MessageState } from './write-message';
+import type { Digest } from '@zxbackup/volume-contract';
 
 export interface UndeleteParams {
   readonly account: AccountId;
@@ -36,7 +37,8 @@ export const undeleteFolder = (now: number): string => `Undeleted ${ddmmyy(now).
 /**
  * Brings back, into the same account at the target, every message deleted between `from` and
  * `to`: its last state before the deletion, without `\\Deleted`, tagged `undelete_DD_MM_YY`.
- * Never writes a message the folder already holds.
+ * Never writes a message the folder already holds. The messages are written in the volume's read
+ * order (an S3 volume's pack by pack), after their states are read.
  */
 export const undeleteItems = (deps: RestoreDeps, params: UndeleteParams): TE.TaskEither<RestoreError, UndeleteSummary> =>
   writingRestoreTask(deps, 'undeleteItems', async () => {
@@ -51,6 +53,8 @@ export const undeleteItems = (deps: RestoreDeps, params: UndeleteParams): TE.Tas
     let restored = 0;
     let skipped = 0;
     let ignored = 0;
+    // The messages first, then written in the volume's read order (see restoreAccount).
+    const found: Array<{ readonly state: MessageState; readonly deletedAt: number }> = [];
     for (const ref of refs) {
       const history = await runR(deps.store.getHistory(account, ref.itemId), restoreError.store('readItem', `${account}/${ref.itemId}`));
       if (O.isNone(history)) continue;
@@ -59,10 +63,18 @@ export const undeleteItems = (deps: RestoreDeps, params: UndeleteParams): TE.Tas
         ignored++;
         continue;
       }
+      found.push({ state, deletedAt: ref.deletedAt });
+    }
+    const withContent = found.filter((f) => f.state.digest !== undefined);
+    const digests = withContent.map((f) => f.state.digest as Digest);
+    const order = deps.volume.readOrder === undefined ? undefined : await deps.volume.readOrder(digests);
+    const ordered = order === undefined ? withContent : order.map((i) => withContent[i] as (typeof withContent)[number]);
+    deps.volume.prefetch?.(ordered.map((f) => f.state.digest as Digest));
+    for (const { state, deletedAt } of [...found.filter((f) => f.state.digest === undefined), ...ordered]) {
       let path: string;
       let meta: FolderMeta;
       if (targetOriginalFolder) {
-        const f = resolveFolder(folders, state.folderId, ref.deletedAt - 1);
+        const f = resolveFolder(folders, state.folderId, deletedAt - 1);
         path = f?.path ?? FALLBACK_FOLDER.path;
         meta = f?.meta ?? FALLBACK_FOLDER;
       } else {
