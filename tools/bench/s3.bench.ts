@@ -9,8 +9,8 @@
  *    polls <backup path>/cache/s3/spool every 0.5 s (bytes not yet uploaded) and reports the time from the
  *    scan end (the stderr line "SmartScan: N/N done") to the cache being empty and to the exit.
  * 2. Restore of one account at "last" from the S3 volume, vs `restic restore latest --include
- *    /<corpus>/<domain>/<user>` from S3, twice: (a) with the blob cache and the read cache emptied
- *    (every blob comes from S3; the local pack index stays, as restic keeps its index cache),
+ *    /<corpus>/<domain>/<user>` from S3, twice: (a) with the blob cache emptied (every blob comes
+ *    from S3: the read cache is in memory; the local pack index stays, as restic keeps its index cache),
  *    (b) with <backup path>/cache/s3 deleted whole (a new machine: the index is read from the
  *    bucket) vs `restic --no-cache restore`.
  * `--restore-only [--rounds N]` reruns part 2 alone on the work dir of an earlier full run (its
@@ -339,8 +339,9 @@ const restoreSection = async (cacheDir: string, resticReady: boolean, rounds: nu
   const figures = { z: [] as Run[], r: [] as Run[], zNew: [] as Run[], rNew: [] as Run[] };
   for (let i = 0; i < rounds; i++) {
     if (rounds > 1) out(` round ${i + 1}/${rounds}`);
-    // (a) Every blob from S3: the blob cache (spool/) and the read cache of packs are emptied; the
-    //     local copy of the pack index stays, as restic keeps its index cache (RESTIC_CACHE_DIR).
+    // (a) Every blob from S3: the blob cache (spool/) is emptied (the read cache lives in memory;
+    //     packs/ is where builds before session 4 kept it on disk); the local copy of the pack
+    //     index stays, as restic keeps its index cache (RESTIC_CACHE_DIR).
     rmSync(join(cacheDir, 'spool'), { recursive: true, force: true });
     rmSync(join(cacheDir, 'packs'), { recursive: true, force: true });
     figures.z.push(await restoreFromS3('zxbackup restore <- S3', `${user}-r${round}${i}`, P.restoreZ, 'blob cache emptied first'));
