@@ -44,6 +44,21 @@ export const prefetchBlob = (
 };
 
 /**
+ * The items in the order the volume reads their blobs fastest (`readOrder`; as given without
+ * it), those without a blob first, after telling the volume the list (`prefetch`). An S3 volume
+ * orders pack by pack, so that its bounded read cache downloads each pack once: item ids are
+ * hashes, so the store's order is random to the packs.
+ */
+export const inReadOrder = async <I>(volume: BlobVolume, items: readonly I[], digestOf: (item: I) => Digest | undefined): Promise<I[]> => {
+  const withBlob = items.filter((i) => digestOf(i) !== undefined);
+  const digests = withBlob.map((i) => digestOf(i) as Digest);
+  const order = volume.readOrder === undefined ? undefined : await volume.readOrder(digests);
+  volume.prefetch?.(order === undefined ? digests : order.map((k) => digests[k] as Digest));
+  const ordered = order === undefined ? withBlob : order.map((k) => withBlob[k] as I);
+  return [...items.filter((i) => digestOf(i) === undefined), ...ordered];
+};
+
+/**
  * Runs `write` over items in the order they are pushed, at most `writers` at a time and
  * started in that order, while up to `depth` items (waiting or being written) are accepted
  * ahead: the producer makes each item when it is accepted, which is when its fetch starts.

@@ -5,7 +5,7 @@ import { runR, traverse, writingRestoreTask, type RestoreDeps } from './deps';
 import { RestoreAbort, restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { lastLiveAtOrBefore, liveAt } from './history-view';
-import { makeReadAhead, prefetchBlob } from './read-ahead';
+import { inReadOrder, makeReadAhead, prefetchBlob } from './read-ahead';
 import { isMessageState, plannedMessage, writeMessageFromBlob, type PlannedMessage } from './write-message';
 import type { Digest } from '@zxbackup/volume-contract';
 import type * as TE from 'fp-ts/TaskEither';
@@ -142,19 +142,9 @@ export const restoreAccount = (deps: RestoreDeps, params: RestoreAccountParams):
       bytes += m.state.size ?? 0;
       deps.onProgress?.({ phase: 'messages', done: messages });
     });
-    /**
-     * Writes the planned messages in the order the volume reads them fastest (an S3 volume: pack
-     * by pack, so that its bounded read cache downloads each pack once; item ids are hashes, so
-     * the store's order is random to the volume), after telling it the whole list.
-     */
+    /** Writes the planned messages in the volume's read order (a message without content is refused by writeMessageFromBlob, first). */
     const writePlan = async (plan: readonly Planned[]): Promise<void> => {
-      const withContent = plan.filter((p) => p.state.digest !== undefined);
-      const digests = withContent.map((p) => p.state.digest as Digest);
-      const order = deps.volume.readOrder === undefined ? undefined : await deps.volume.readOrder(digests);
-      const ordered = order === undefined ? withContent : order.map((i) => withContent[i] as Planned);
-      deps.volume.prefetch?.(ordered.map((p) => p.state.digest as Digest));
-      // Without content: refused by writeMessageFromBlob, first.
-      for (const p of [...plan.filter((q) => q.state.digest === undefined), ...ordered]) {
+      for (const p of await inReadOrder(deps.volume, plan, (q) => q.state.digest as Digest | undefined)) {
         await ahead.push(() => ({
           ...p,
           content: p.state.digest === undefined ? undefined : prefetchBlob(deps.volume, p.state.digest as Digest, p.state.size),

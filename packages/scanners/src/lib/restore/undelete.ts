@@ -5,6 +5,7 @@ import { runR, writingRestoreTask, type RestoreDeps } from './deps';
 import { restoreError, type RestoreError } from './errors';
 import { FALLBACK_FOLDER, loadFolderHistories, resolveFolder } from './folders';
 import { ddmmyy, lastLiveAtOrBefore } from './history-view';
+import { inReadOrder } from './read-ahead';
 import { makeFolderEnsurer } from './restore-account';
 import { isMessageState, makeDuplicateCheck, writeMessageFromBlob, type MessageState } from './write-message';
 import type { Digest } from '@zxbackup/volume-contract';
@@ -65,12 +66,7 @@ export const undeleteItems = (deps: RestoreDeps, params: UndeleteParams): TE.Tas
       }
       found.push({ state, deletedAt: ref.deletedAt });
     }
-    const withContent = found.filter((f) => f.state.digest !== undefined);
-    const digests = withContent.map((f) => f.state.digest as Digest);
-    const order = deps.volume.readOrder === undefined ? undefined : await deps.volume.readOrder(digests);
-    const ordered = order === undefined ? withContent : order.map((i) => withContent[i] as (typeof withContent)[number]);
-    deps.volume.prefetch?.(ordered.map((f) => f.state.digest as Digest));
-    for (const { state, deletedAt } of [...found.filter((f) => f.state.digest === undefined), ...ordered]) {
+    for (const { state, deletedAt } of await inReadOrder(deps.volume, found, (f) => f.state.digest as Digest | undefined)) {
       let path: string;
       let meta: FolderMeta;
       if (targetOriginalFolder) {
