@@ -67,7 +67,7 @@ describe('pack reader', () => {
     store.chunkBytes = 1000;
     const packs = makePacks(store, 4);
     reader = await open(store, { capacityBytes: 2 * BLOB_BYTES, staleMs: 100 });
-    const plan = (p: (typeof packs)[number]): PackPlan => ({ pack: p.id, blobs: p.blobs });
+    const plan = (p: (typeof packs)[number]): PackPlan => ({ pack: p.id, size: BLOB_BYTES * BLOBS_PER_PACK, blobs: p.blobs });
     // A restore announces three packs (as many as stream at once), then stops reading: the
     // streams fill the memory allowed and pause.
     reader.prefetch(packs.slice(0, 3).map(plan));
@@ -90,7 +90,7 @@ describe('pack reader', () => {
     const [pack] = makePacks(store, 1);
     if (pack === undefined) throw new Error('no pack');
     reader = await open(store, { capacityBytes: 64 * BLOB_BYTES, staleMs: 100 });
-    reader.prefetch([{ pack: pack.id, blobs: pack.blobs }]);
+    reader.prefetch([{ pack: pack.id, size: BLOB_BYTES * BLOBS_PER_PACK, blobs: pack.blobs }]);
     for (const b of pack.blobs) {
       expect((await readBytes(reader, b)).equals(b.bytes)).toBe(true);
       await new Promise((r) => setTimeout(r, 30)); // reads keep coming, each well within staleMs

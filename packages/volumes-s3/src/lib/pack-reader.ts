@@ -31,6 +31,8 @@ export interface PackReaderDeps {
 /** A pack to stream, and the blobs to take out of it for the reads to come. */
 export interface PackPlan {
   readonly pack: PackId;
+  /** Bytes of the pack object: one larger than `wholePackMax` (a big blob alone) is not streamed ahead; its read streams it. */
+  readonly size: number;
   /** Sorted by offset. */
   readonly blobs: ReadonlyArray<BlobLocation>;
 }
@@ -336,6 +338,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     prefetch: (plans) => {
       for (const plan of plans) {
         if (closed) return;
+        if (plan.size > deps.wholePackMax) continue;
         const blobs = plan.blobs.filter((b) => b.length > 0);
         if (streamOf.has(plan.pack) || queued.some((q) => q.pack === plan.pack)) {
           // Already coming: more reads of what it brings.
@@ -354,7 +357,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
             else announced.set(b.digest, { pack: plan.pack, wanted: 1 });
           }
         }
-        queued.push({ pack: plan.pack, blobs: blobs.filter((b) => announced.get(b.digest)?.pack === plan.pack), at: Date.now() });
+        queued.push({ ...plan, blobs: blobs.filter((b) => announced.get(b.digest)?.pack === plan.pack), at: Date.now() });
       }
       sweep();
       pump();

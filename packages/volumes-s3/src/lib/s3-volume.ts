@@ -94,7 +94,7 @@ export const makeS3VolumeWith = (
         keyOf: (id) => packKey(c.prefix, id),
         legacyDir: path.join(c.cacheDir, 'packs'),
         capacityBytes: c.readCacheBytes ?? READ_CACHE_BYTES,
-        wholePackMax: 2 * (c.packSize ?? DEFAULT_PACK_SIZE), // as in prefetch
+        wholePackMax: 2 * (c.packSize ?? DEFAULT_PACK_SIZE),
         storeError: (e, loc) => toVolumeError(e, loc.digest),
       }),
     ),
@@ -570,22 +570,18 @@ const assemble = (
         if (E.isLeft(await ensureSynced()())) return;
         // Packs in the order the list first needs them, each with the blobs wanted of it.
         const plans = new Map<PackId, BlobLocation[]>();
-        for (let i = 0; i < digests.length; i += LOCATE_PAGE) {
-          for (const loc of await locateAll(digests.slice(i, i + LOCATE_PAGE))) {
-            if (loc === undefined) continue;
-            const blobs = plans.get(loc.pack);
-            if (blobs === undefined) plans.set(loc.pack, [loc]);
-            else blobs.push(loc);
-          }
+        for (const loc of await locateAll(digests)) {
+          if (loc === undefined) continue;
+          const blobs = plans.get(loc.pack);
+          if (blobs === undefined) plans.set(loc.pack, [loc]);
+          else blobs.push(loc);
         }
-        const wholePackMax = 2 * packSize;
-        const streamed: PackPlan[] = [];
+        const known: PackPlan[] = [];
         for (const [pack, blobs] of plans) {
           const meta = await index.packMeta(pack);
-          // A big blob alone in its pack streams to its reader instead.
-          if (meta !== undefined && meta.size <= wholePackMax) streamed.push({ pack, blobs: blobs.sort((a, b) => a.offset - b.offset) });
+          if (meta !== undefined) known.push({ pack, size: meta.size, blobs: blobs.sort((a, b) => a.offset - b.offset) });
         }
-        reader.prefetch(streamed);
+        reader.prefetch(known);
       })().catch(() => undefined); // a hint: the reads report what is wrong
     },
     locate: (d) =>
