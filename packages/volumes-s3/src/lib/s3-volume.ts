@@ -550,15 +550,9 @@ const assemble = (
         // a pack (still in the write cache, or unknown) come first, as given.
         const rank = new Map<PackId, number>();
         for (const loc of locs) if (loc !== undefined && !rank.has(loc.pack)) rank.set(loc.pack, rank.size);
-        const key = (i: number): [number, number] => {
-          const loc = locs[i];
-          return loc === undefined ? [-1, i] : [rank.get(loc.pack) ?? 0, loc.offset];
-        };
-        return asGiven.sort((a, b) => {
-          const [pa, oa] = key(a);
-          const [pb, ob] = key(b);
-          return pa - pb || oa - ob;
-        });
+        const packRank = locs.map((loc) => (loc === undefined ? -1 : (rank.get(loc.pack) ?? 0)));
+        const within = locs.map((loc, i) => loc?.offset ?? i);
+        return asGiven.sort((a, b) => (packRank[a] as number) - (packRank[b] as number) || (within[a] as number) - (within[b] as number));
       } catch {
         return asGiven; // an order only: the reads report what is wrong
       }
