@@ -6,6 +6,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Client } from 'minio';
 import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
+import { downloadOffThread } from './download-worker';
 import { toS3Error, type S3Error } from './errors';
 import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
 
@@ -207,6 +208,10 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
 
   const get = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => client.getObject(bucket, key));
 
+  // A presigned GET on the download worker (see download-worker.ts): only signing happens here.
+  const getOffThread = (key: string): TE.TaskEither<S3Error, Readable> =>
+    call('get', key)(async () => downloadOffThread(await client.presignedGetObject(bucket, key, PRESIGNED_SECONDS)));
+
   const remove = (key: string): TE.TaskEither<S3Error, void> =>
     call('remove', key)(() => client.removeObject(bucket, key));
 
@@ -223,5 +228,5 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       return n;
     });
 
-  return { stat, put, get, remove, list };
+  return { stat, put, get, getOffThread, remove, list };
 };

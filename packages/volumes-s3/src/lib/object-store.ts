@@ -47,6 +47,12 @@ export interface ObjectStore {
   ): TE.TaskEither<S3Error, void>;
   /** A missing key is `ObjectNotFound`, before any byte is streamed. */
   get(key: string): TE.TaskEither<S3Error, Readable>;
+  /**
+   * `get`, with the receiving of the body on another thread where the store can: for long reads
+   * whose bytes the caller only passes on (a restore's packs), so the caller's thread is free
+   * for its own work. The same failures and the same bytes as `get`.
+   */
+  readonly getOffThread?: (key: string) => TE.TaskEither<S3Error, Readable>;
   /** Removing a missing key succeeds (S3 semantics). */
   remove(key: string): TE.TaskEither<S3Error, void>;
   /** Streams the keys under `prefix` (recursively), awaiting `visit` before reading on. */

@@ -133,8 +133,9 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     let partial: Buffer[] | undefined;
     let position = 0; // of the pack, at the start of the chunk
     try {
+      // Off the main thread where the store can: these streams are most of a restore's bytes.
       const body = await pipe(
-        deps.store.get(deps.keyOf(plan.pack)),
+        deps.store.getOffThread !== undefined ? deps.store.getOffThread(deps.keyOf(plan.pack)) : deps.store.get(deps.keyOf(plan.pack)),
         TE.getOrElse((e) => {
           throw e;
         }),
