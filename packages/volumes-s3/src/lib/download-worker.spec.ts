@@ -2,17 +2,25 @@ import { randomBytes } from 'node:crypto';
 import { createServer, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Readable } from 'node:stream';
-import { downloadOffThread, stopDownloadWorker } from './download-worker';
+import { downloadOffThread, stopDownloadWorker, warmDownloadWorker, type SigningStore } from './download-worker';
 
 // A plain HTTP server on loopback plays the store: what it answers is what each test needs
 // (a body, an S3 error document, a body cut short, a body larger than anyone should buffer).
 let server: Server;
 let answer: (res: ServerResponse) => void;
-const url = (path = '/bucket/key'): string => `http://127.0.0.1:${(server.address() as AddressInfo).port}${path}`;
+let requested: string[];
+const storeAt = (port: number): SigningStore => ({ endPoint: '127.0.0.1', port, useSSL: false, accessKey: 'k', secretKey: 's', region: 'us-east-1', pathStyle: true });
+const download = (key = 'key'): Promise<Readable> => downloadOffThread(storeAt((server.address() as AddressInfo).port), 'bucket', key);
 
 beforeAll(async () => {
-  server = createServer((_req, res) => answer(res));
+  server = createServer((req, res) => {
+    requested.push(req.url ?? '');
+    answer(res);
+  });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+});
+beforeEach(() => {
+  requested = [];
 });
 afterAll(async () => {
   await stopDownloadWorker();
@@ -44,20 +52,25 @@ const sendInChunks = (res: ServerResponse, body: Buffer, chunk: number): void =>
 };
 
 describe('downloadOffThread', () => {
-  it('hands over every byte of the body, in order, as Buffers', async () => {
+  it('hands over every byte of the body, in order, as Buffers, for a request it signed', async () => {
+    warmDownloadWorker();
     const body = randomBytes(5 * 1024 * 1024 + 123);
     answer = (res) => sendInChunks(res, body, 100_000);
-    const stream = await downloadOffThread(url());
+    const stream = await download('some/key');
     const got = await readAll(stream);
     expect(got.length).toBe(body.length);
     expect(got.equals(body)).toBe(true);
+    // A path-style presigned GET: the worker's minio client signed it.
+    expect(requested).toHaveLength(1);
+    expect(requested[0]).toMatch(/^\/bucket\/some\/key\?.*X-Amz-Signature=[0-9a-f]{64}/);
+    expect(requested[0]).toContain('X-Amz-Credential=k%2F');
   });
 
   it('serves several downloads at once without mixing their bytes', async () => {
     const bodies = [randomBytes(700_000), randomBytes(1_300_000), randomBytes(10)];
     let n = 0;
     answer = (res) => sendInChunks(res, bodies[n++ % bodies.length] as Buffer, 65_536);
-    const streams = await Promise.all(bodies.map(() => downloadOffThread(url())));
+    const streams = await Promise.all(bodies.map(() => download()));
     const got = await Promise.all(streams.map(readAll));
     expect(got.map((b) => b.length).sort((a, b) => a - b)).toEqual(bodies.map((b) => b.length).sort((a, b) => a - b));
     for (const b of got) expect(bodies.some((want) => want.equals(b))).toBe(true);
@@ -69,7 +82,7 @@ describe('downloadOffThread', () => {
       res.writeHead(404, { 'Content-Type': 'application/xml', 'Content-Length': String(Buffer.byteLength(xml)) });
       res.end(xml);
     };
-    await expect(downloadOffThread(url())).rejects.toMatchObject({ code: 'NoSuchKey', statusCode: 404, message: 'The specified key does not exist.' });
+    await expect(download()).rejects.toMatchObject({ code: 'NoSuchKey', statusCode: 404, message: 'The specified key does not exist.' });
   });
 
   it('fails the stream when the body ends before its Content-Length', async () => {
@@ -77,7 +90,7 @@ describe('downloadOffThread', () => {
       res.writeHead(200, { 'Content-Length': String(1024 * 1024) });
       res.write(randomBytes(100_000), () => res.destroy());
     };
-    const stream = await downloadOffThread(url());
+    const stream = await download();
     await expect(readAll(stream)).rejects.toThrow();
   });
 
@@ -86,7 +99,7 @@ describe('downloadOffThread', () => {
     await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((r) => closed.close(() => r()));
-    await expect(downloadOffThread(`http://127.0.0.1:${port}/b/k`)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+    await expect(downloadOffThread(storeAt(port), 'bucket', 'k')).rejects.toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it('stops reading the connection while the reader does not read, and cancels the download when the stream is destroyed', async () => {
@@ -109,7 +122,7 @@ describe('downloadOffThread', () => {
       res.on('close', () => (closedEarly = sent < size || !res.writableFinished));
       next();
     };
-    const stream = await downloadOffThread(url());
+    const stream = await download();
     const first = await new Promise<Buffer>((resolve) => stream.once('data', (c: Buffer) => (stream.pause(), resolve(c))));
     expect(first.length).toBeGreaterThan(0);
     // The reader holds still: the server can only fill the worker's window, the stream's
@@ -124,10 +137,15 @@ describe('downloadOffThread', () => {
     expect(closedEarly).toBe(true);
   });
 
+  it('fails a request it cannot sign, naming why', async () => {
+    await expect(downloadOffThread(storeAt((server.address() as AddressInfo).port), 'b', 'k')).rejects.toThrow(/Invalid bucket name: b/);
+    expect(requested).toEqual([]);
+  });
+
   it('starts a new worker after being stopped', async () => {
     await stopDownloadWorker();
     const body = randomBytes(1000);
     answer = (res) => sendInChunks(res, body, 1000);
-    expect((await readAll(await downloadOffThread(url()))).equals(body)).toBe(true);
+    expect((await readAll(await download())).equals(body)).toBe(true);
   });
 });

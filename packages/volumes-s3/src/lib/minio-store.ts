@@ -6,7 +6,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Client } from 'minio';
 import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
-import { downloadOffThread } from './download-worker';
+import { downloadOffThread, type SigningStore } from './download-worker';
 import { toS3Error, type S3Error } from './errors';
 import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
 
@@ -102,14 +102,26 @@ const metadataOf = (raw: Record<string, unknown>): Record<string, string> =>
   Object.fromEntries(Object.entries(raw).map(([k, v]) => [k.toLowerCase().replace(META_PREFIX, ''), String(v)]));
 
 export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions): ObjectStore => {
-  const client = makeMinioClient(config);
+  // Made at the first call that needs it: a restore reading only through the download worker
+  // (which signs its own requests) never loads the SDK on this thread.
+  let madeClient: Client | undefined;
+  const clientOf = (): Client => (madeClient ??= makeMinioClient(config));
+  const signing: SigningStore = {
+    endPoint: config.endPoint,
+    port: config.port,
+    useSSL: config.useSSL,
+    accessKey: config.accessKey,
+    secretKey: config.secretKey,
+    region: config.region,
+    pathStyle: config.pathStyle ?? true,
+  };
   const bucket = config.bucket;
   const partSize = config.partSize ?? DEFAULT_PART_SIZE;
   const call = (op: string, key: string | undefined) => s3Call(config, op, key);
 
   const stat = (key: string): TE.TaskEither<S3Error, ObjectInfo | undefined> =>
     pipe(
-      call('stat', key)(() => client.statObject(bucket, key)),
+      call('stat', key)(() => clientOf().statObject(bucket, key)),
       TE.map((s): ObjectInfo | undefined => ({
         key,
         size: s.size,
@@ -137,11 +149,11 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
     }
     if (n !== size) throw new Error(`the body holds fewer bytes (${n}) than the announced ${size}`);
     const md5 = given ?? (hash as Hash).digest();
-    const url = await client.presignedPutObject(bucket, key, PRESIGNED_SECONDS);
+    const url = await clientOf().presignedPutObject(bucket, key, PRESIGNED_SECONDS);
     const answer = await new Promise<{ status: number; etag: string; body: string }>((resolve, reject) => {
       const request = (config.useSSL ? httpsRequest : httpRequest)(
         url,
-        { method: 'PUT', agent: agents.get(client), headers: { 'Content-Length': String(size), 'Content-MD5': md5.toString('base64') } },
+        { method: 'PUT', agent: agents.get(clientOf()), headers: { 'Content-Length': String(size), 'Content-MD5': md5.toString('base64') } },
         (res) => {
           let text = '';
           res.setEncoding('utf8');
@@ -172,7 +184,7 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
     const hash = createHash('md5');
     const checked = exactly(size, hash);
     pipeline(body, checked, () => undefined); // a failing body fails `checked`, which minio reads
-    const { etag } = await guarded(checked, options.uploadTimeoutMs(size), () => client.putObject(bucket, key, checked, size, meta));
+    const { etag } = await guarded(checked, options.uploadTimeoutMs(size), () => clientOf().putObject(bucket, key, checked, size, meta));
     const md5 = hash.digest('hex');
     if (etag.toLowerCase() !== md5) throw unconfirmed(`the store answered ETag ${etag} for content with MD5 ${md5}`);
   };
@@ -180,8 +192,8 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
   // In parts: the server checks each part's Content-MD5 (minio sends it); a HEAD then shows
   // the whole size and our metadata.
   const putMultipart = async (key: string, body: Readable, size: number, meta: Record<string, string>): Promise<void> => {
-    await guarded(body, options.uploadTimeoutMs(size), () => client.putObject(bucket, key, body, size, meta));
-    const s = await client.statObject(bucket, key);
+    await guarded(body, options.uploadTimeoutMs(size), () => clientOf().putObject(bucket, key, body, size, meta));
+    const s = await clientOf().statObject(bucket, key);
     const got = metadataOf(s.metaData as Record<string, unknown>);
     const wrong = Object.entries(meta).filter(([k, v]) => got[k.toLowerCase().replace(META_PREFIX, '')] !== v);
     if (s.size !== size || wrong.length > 0)
@@ -206,20 +218,19 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
     );
   };
 
-  const get = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => client.getObject(bucket, key));
+  const get = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => clientOf().getObject(bucket, key));
 
-  // A presigned GET on the download worker (see download-worker.ts): only signing happens here.
-  const getOffThread = (key: string): TE.TaskEither<S3Error, Readable> =>
-    call('get', key)(async () => downloadOffThread(await client.presignedGetObject(bucket, key, PRESIGNED_SECONDS)));
+  // On the download worker, which signs it too (see download-worker.ts).
+  const getOffThread = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => downloadOffThread(signing, bucket, key));
 
   const remove = (key: string): TE.TaskEither<S3Error, void> =>
-    call('remove', key)(() => client.removeObject(bucket, key));
+    call('remove', key)(() => clientOf().removeObject(bucket, key));
 
   const list = (prefix: string, visit: (o: ListedObject) => void | Promise<void>): TE.TaskEither<S3Error, number> =>
     call('list', prefix)(async () => {
       let n = 0;
       // Async iteration pulls one page of the listing at a time (back-pressure on `visit`).
-      for await (const item of client.listObjectsV2(bucket, prefix, true)) {
+      for await (const item of clientOf().listObjectsV2(bucket, prefix, true)) {
         const o = item as { name?: string; size?: number; lastModified?: Date };
         if (o.name === undefined) continue; // a common prefix, only in non-recursive listings
         await visit({ key: o.name, size: o.size ?? 0, ...(o.lastModified ? { lastModified: o.lastModified } : {}) });

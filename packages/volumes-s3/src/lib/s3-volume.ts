@@ -24,6 +24,7 @@ import { DEFAULT_PACK_SIZE, DEFAULT_PART_SIZE, decodeS3VolumeConfig, type S3Volu
 import { makeEncryptedObjectStore, storeReadError } from './encrypted-object-store';
 import { EncryptionFailure, decryptStream, encryptStream, encryptedSize, loadKeyFile, type EncryptionKey } from './encryption';
 import { asVolumeError, objectFailure, toVolumeError } from './errors';
+import { warmDownloadWorker } from './download-worker';
 import { makeMinioStore } from './minio-store';
 import type { ObjectStore } from './object-store';
 import { decodeIndexObject, indexPrefix, packIdOfIndexKey, packIdOfKey, packKey, packsPrefix, type PackId } from './pack-format';
@@ -109,6 +110,9 @@ export const makeS3Volume = (config: S3VolumeConfig): TE.TaskEither<VolumeError,
       const store = makeMinioStore(c, {
         uploadTimeoutMs: (size) => c.uploadTimeoutMs ?? 10 * 60_000 + Math.ceil(size / MiB) * 1000,
       });
+      // The packs a restore streams go through the download worker: started now, it is ready
+      // (its minio loaded, on the other core) by the time the restore has planned its reads.
+      warmDownloadWorker();
       const encryption = c.encryption;
       if (encryption === undefined) return makeS3VolumeWith(c, store);
       return pipe(

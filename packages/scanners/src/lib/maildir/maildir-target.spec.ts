@@ -126,7 +126,7 @@ describe('maildir restore target', () => {
     expect(readFileSync(join(root, 'alpha.test', 'bob', 'Maildir', 'cur', file)).equals(body)).toBe(true);
   });
 
-  it('with one syncfs per group, groups close by size (64 MB), not after 256 messages', async () => {
+  it('with one syncfs per group, groups close by size (128 MB), not after 256 messages', async () => {
     const root = tmp.make();
     const target = makeMaildirTarget({ root });
     await run(target.ensureAccount(BOB, account));
@@ -137,13 +137,13 @@ describe('maildir restore target', () => {
     const usable = await syncfsUsable(root);
     // Where syncfs is not as strong as fsync (or not Linux), the target fsyncs in groups of 256.
     expect(readdirSync(cur)).toHaveLength(usable ? 0 : 256);
-    // 64 messages of 1 MB close a group in either mode.
+    // 128 messages of 1 MB close a group in either mode.
     const mb = Buffer.alloc(1024 * 1024, 'x');
-    for (let i = 0; i < 64; i += 1) await write(mb);
+    for (let i = 0; i < 128; i += 1) await write(mb);
     expect(readdirSync(tmpDir)).toEqual([]);
-    expect(readdirSync(cur)).toHaveLength(364);
+    expect(readdirSync(cur)).toHaveLength(428);
     await run(target.flush?.() ?? TE.right(undefined));
-    expect(readdirSync(cur)).toHaveLength(364);
+    expect(readdirSync(cur)).toHaveLength(428);
   });
 
   it('falls back to fsyncs when the sync program is missing', async () => {
