@@ -27,15 +27,20 @@ export const makeMinioClient = (config: S3StoreConfig): Client => {
   return client;
 };
 
+/** The client options that say where the store is and who signs: this thread's client and the download worker's. */
+const signingOf = (config: S3StoreConfig): SigningStore => ({
+  endPoint: config.endPoint,
+  port: config.port,
+  useSSL: config.useSSL,
+  accessKey: config.accessKey,
+  secretKey: config.secretKey,
+  region: config.region,
+  pathStyle: config.pathStyle ?? true,
+});
+
 const newClient = (config: S3StoreConfig, agent: Agent): Client =>
   new (loadMinio().Client)({
-    endPoint: config.endPoint,
-    port: config.port,
-    useSSL: config.useSSL,
-    accessKey: config.accessKey,
-    secretKey: config.secretKey,
-    region: config.region,
-    pathStyle: config.pathStyle ?? true,
+    ...signingOf(config),
     partSize: config.partSize ?? DEFAULT_PART_SIZE,
     // We retry ourselves, with back-off; minio's own retry also prints to the console.
     retryOptions: { disableRetry: true },
@@ -106,15 +111,7 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
   // (which signs its own requests) never loads the SDK on this thread.
   let madeClient: Client | undefined;
   const clientOf = (): Client => (madeClient ??= makeMinioClient(config));
-  const signing: SigningStore = {
-    endPoint: config.endPoint,
-    port: config.port,
-    useSSL: config.useSSL,
-    accessKey: config.accessKey,
-    secretKey: config.secretKey,
-    region: config.region,
-    pathStyle: config.pathStyle ?? true,
-  };
+  const signing = signingOf(config);
   const bucket = config.bucket;
   const partSize = config.partSize ?? DEFAULT_PART_SIZE;
   const call = (op: string, key: string | undefined) => s3Call(config, op, key);
