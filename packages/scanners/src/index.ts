@@ -13,7 +13,9 @@ export type {
   WatchHandlers,
   Source,
   RestoreTarget,
+  MessageContent,
 } from './lib/source';
+export { isHeldContent } from './lib/source';
 export { makeMaildirSource } from './lib/maildir/maildir-source';
 export type { MaildirSourceOptions } from './lib/maildir/maildir-source';
 export { makeMaildirTarget } from './lib/maildir/maildir-target';

@@ -5,7 +5,7 @@
  * from `@zxbackup/volume-contract/testing`.
  */
 export type { BlobVolume, PutResult, PutOptions, PutFileOptions, PutFileResult, BlobStat, VolumeSupports } from './lib/blob-volume';
-export { putFileThroughStream, sourceUnreadable } from './lib/put-file';
+export { putFileThroughStream, readWholeThroughStream, sourceUnreadable } from './lib/put-file';
 export { Digest, digestShard } from './lib/digest';
 export type { VolumeError, VolumeErrorTag } from './lib/errors';
 export { VolumeStreamError, describeVolumeError } from './lib/errors';

@@ -107,6 +107,15 @@ export interface Source {
   watch?(handlers: WatchHandlers): TE.TaskEither<SourceError, Watcher>;
 }
 
+/**
+ * A message's bytes for a target: a stream, or the parts of a message held whole in memory
+ * already (a restore's read-ahead), in order, which spares a stream per message.
+ */
+export type MessageContent = Readable | ReadonlyArray<Buffer>;
+
+/** Whether the content is held in memory (its parts), not streamed. */
+export const isHeldContent = (content: MessageContent): content is ReadonlyArray<Buffer> => Array.isArray(content);
+
 /** Where a restore writes. The restore engine never overwrites what already exists. */
 export interface RestoreTarget {
   readonly uri: string;
@@ -124,7 +133,7 @@ export interface RestoreTarget {
   writeMessage(
     account: AccountId,
     folderPath: string,
-    message: { readonly content: Readable; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
+    message: { readonly content: MessageContent; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
   ): TE.TaskEither<SourceError, { readonly sourceKey: string }>;
   /** What the folder holds now (to skip messages already there). Empty when the folder is missing. */
   listMessages(account: AccountId, folderPath: string): TE.TaskEither<SourceError, ReadonlyArray<MessageEntry>>;

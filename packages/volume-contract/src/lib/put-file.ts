@@ -3,7 +3,8 @@ import { Transform, type TransformCallback } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
 import type { BlobVolume, PutFileOptions, PutFileResult } from './blob-volume';
-import type { VolumeError } from './errors';
+import type { Digest } from './digest';
+import { VolumeStreamError, type VolumeError } from './errors';
 
 /** A file given to `putFile` could not be read (it vanished, or its disk failed). */
 export const sourceUnreadable = (file: string, cause: unknown): VolumeError => {
@@ -53,4 +54,24 @@ export const putFileThroughStream =
     const result = await put(keeper, options)();
     if (readError !== undefined) return E.left(sourceUnreadable(file, readError));
     return E.isLeft(result) ? result : E.right({ ...result.right, head: keeper.head() });
+  };
+
+/**
+ * `readWhole` through a volume's `get`: the stream's chunks as they come, a failure of the
+ * stream (a `VolumeStreamError`) as its Left. For volumes with no faster way to hand over a
+ * whole blob, and for a volume's own slow paths.
+ */
+export const readWholeThroughStream =
+  (get: BlobVolume['get']) =>
+  (digest: Digest): TE.TaskEither<VolumeError, ReadonlyArray<Buffer>> =>
+  async () => {
+    const opened = await get(digest)();
+    if (E.isLeft(opened)) return opened;
+    const parts: Buffer[] = [];
+    try {
+      for await (const chunk of opened.right) parts.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as Uint8Array));
+      return E.right(parts);
+    } catch (e) {
+      return E.left(e instanceof VolumeStreamError ? e.volumeError : { _tag: 'VolumeIOError', op: 'get', key: digest, cause: e });
+    }
   };

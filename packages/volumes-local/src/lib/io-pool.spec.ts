@@ -6,6 +6,10 @@ import { makeLocalVolume, stopIoWorkers, type LocalVolume } from '../index';
 import { ioThreads } from './io-pool';
 import { tempFilesOf } from './temp-listing.fixture';
 
+// From its sources, a worker compiles io-worker.ts through ts-node when it starts: 3-4 s per test
+// here alone, past Jest's 5 s default when the whole workspace's tests share two cores.
+jest.setTimeout(30_000);
+
 describe('the I/O workers', () => {
   let root: string;
   let volume: LocalVolume;

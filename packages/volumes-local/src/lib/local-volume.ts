@@ -7,7 +7,7 @@ import { pipeline } from 'node:stream/promises';
 import * as E from 'fp-ts/Either';
 import { pipe } from 'fp-ts/function';
 import * as TE from 'fp-ts/TaskEither';
-import { Digest, digestShard, putFileThroughStream, sourceUnreadable, type BlobStat, type BlobVolume, type PutFileOptions, type PutFileResult, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
+import { Digest, digestShard, putFileThroughStream, readWholeThroughStream, sourceUnreadable, type BlobStat, type BlobVolume, type PutFileOptions, type PutFileResult, type PutOptions, type PutResult, type VolumeError } from '@zxbackup/volume-contract';
 import { compress, createCompressor, FileSink, failingStream, bytesStream, isNotFound, nextChunk, verifiedFileStream, writeFully } from './blob-io';
 import { chooseCodec, type CompressionMode } from './codec-choice';
 import { closeFd, fstatFd, fsyncPath, openFd, readFdUpTo, renamePath, unlinkPath, utimesPath, writevFully } from './fd-io';
@@ -449,7 +449,17 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
     }
   };
 
-  const get = (digest: Digest): TE.TaskEither<VolumeError, Readable> =>
+  /**
+   * A whole blob, read and verified by a worker (its pending temp file first, then its place in
+   * the shard), handed over as `get` or `readWhole` hands it: `corrupt` says how a failed
+   * verification is reported, `large` reads a blob too big for a worker's one message.
+   */
+  const fromWorker = <A>(
+    digest: Digest,
+    verified: (bytes: Buffer) => A,
+    corrupt: (error: VolumeError) => E.Either<VolumeError, A>,
+    large: () => Promise<E.Either<VolumeError, A>>,
+  ): TE.TaskEither<VolumeError, A> =>
     guard('get', async () => {
       const temp = pending.get(digest);
       const reply = await ioPool.get({ digest, paths: temp === undefined ? [finalPath(digest)] : [temp.tempPath, finalPath(digest)], maxWholeBytes: WORKER_WHOLE_BYTES });
@@ -457,13 +467,25 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
         case 'missing':
           return E.left(await missing('get', digest));
         case 'corrupt':
-          return E.right(failingStream({ _tag: 'BlobCorrupt', op: 'get', key: digest, cause: reply.reason }));
+          return corrupt({ _tag: 'BlobCorrupt', op: 'get', key: digest, cause: reply.reason });
         case 'verified':
-          return E.right(bytesStream(Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength)));
+          return E.right(verified(Buffer.from(reply.bytes.buffer, reply.bytes.byteOffset, reply.bytes.byteLength)));
         case 'too-large':
-          return getStreamed(digest);
+          return large();
       }
     });
+
+  const get = (digest: Digest): TE.TaskEither<VolumeError, Readable> =>
+    fromWorker(digest, bytesStream, (e) => E.right(failingStream(e)), () => getStreamed(digest));
+
+  // One buffer from the worker; a corrupt blob is a Left here.
+  const readWhole = (digest: Digest): TE.TaskEither<VolumeError, ReadonlyArray<Buffer>> =>
+    fromWorker(
+      digest,
+      (bytes) => [bytes],
+      (e) => E.left(e),
+      () => readWholeThroughStream(() => () => getStreamed(digest))(digest)(),
+    );
 
   /** A get of a large blob: decompressed and verified while it streams. */
   const getStreamed = async (digest: Digest): Promise<E.Either<VolumeError, Readable>> => {
@@ -739,6 +761,7 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
     putFile,
     has,
     get,
+    readWhole,
     stat,
     delete: remove,
     list,

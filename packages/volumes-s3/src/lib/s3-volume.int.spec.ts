@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
+import type * as TE from 'fp-ts/TaskEither';
 import { Client } from 'minio';
 import type { Digest } from '@zxbackup/volume-contract';
 import {
@@ -19,6 +20,7 @@ import {
 } from '@zxbackup/volume-contract/testing';
 import { ensureBucket, listBuckets } from './archives';
 import type { S3StoreConfig, S3VolumeConfig } from './config';
+import type { S3Error } from './errors';
 import { makeMinioStore } from './minio-store';
 import { makeS3Volume, type S3Volume } from './s3-volume';
 import { corruptStoredBlob, storedBlob, testServer } from './test-server.spec-helper';
@@ -187,30 +189,39 @@ describe('S3 volume with its write cache, on the S3 server', () => {
 });
 
 describe('minio store on the S3 server: a GET off the main thread', () => {
-  const minioStore = () => makeMinioStore({ ...store, prefix: '' }, { uploadTimeoutMs: () => 60_000 });
+  const minioStore = (secretKey = store.secretKey) => makeMinioStore({ ...store, prefix: '', secretKey }, { uploadTimeoutMs: () => 60_000 });
+  const right = async <A>(te: TE.TaskEither<S3Error, A>): Promise<A> => {
+    const r = await te();
+    if (E.isLeft(r)) throw new Error(`expected Right, got ${r.left._tag}: ${String(r.left.cause)}`);
+    return r.right;
+  };
+  const left = async <A>(te: TE.TaskEither<S3Error, A>): Promise<S3Error> => {
+    const r = await te();
+    if (E.isRight(r)) throw new Error('expected Left, got Right');
+    return r.left;
+  };
 
   it('gives the same bytes as a plain GET, and a missing key is ObjectNotFound, as with get', async () => {
     const s = minioStore();
     const key = `${freshPrefix()}object`;
     const bytes = pseudoRandomBytes(3 * MiB + 17, 5);
-    await expectRight(s.put(key, streamOf(bytes, 256 * 1024), bytes.length, {}));
+    await right(s.put(key, streamOf(bytes, 256 * 1024), bytes.length, {}));
     const getOffThread = s.getOffThread;
     if (getOffThread === undefined) throw new Error('the minio store has no off-thread GET');
-    const offThread = await readAll(await expectRight(getOffThread(key)));
-    const plain = await readAll(await expectRight(s.get(key)));
+    const offThread = await readAll(await right(getOffThread(key)));
+    const plain = await readAll(await right(s.get(key)));
     expect(offThread.equals(bytes)).toBe(true);
     expect(plain.equals(bytes)).toBe(true);
-    const missing = await expectLeft(getOffThread(`${key}-missing`));
-    expect(missing._tag).toBe('ObjectNotFound');
-    expect((await expectLeft(s.get(`${key}-missing`)))._tag).toBe('ObjectNotFound');
+    expect((await left(getOffThread(`${key}-missing`)))._tag).toBe('ObjectNotFound');
+    expect((await left(s.get(`${key}-missing`)))._tag).toBe('ObjectNotFound');
   });
 
   it('wrong credentials: the off-thread GET fails as the plain GET does, and no secret shows', async () => {
     const secret = 'not-the-secret-5e1b';
     const key = `${freshPrefix()}object`;
-    await expectRight(minioStore().put(key, streamOf(Buffer.from('x'), 1), 1, {}));
-    const s = makeMinioStore({ ...store, prefix: '', secretKey: secret }, { uploadTimeoutMs: () => 60_000 });
-    const e = await expectLeft((s.getOffThread ?? s.get)(key));
+    await right(minioStore().put(key, streamOf(Buffer.from('x'), 1), 1, {}));
+    const s = minioStore(secret);
+    const e = await left((s.getOffThread ?? s.get)(key));
     expect(e._tag).toBe('VolumeIOError');
     expect(String(e.cause)).toMatch(/SignatureDoesNotMatch|AccessDenied/);
     expect(`${String(e.cause)} ${JSON.stringify(e)}`).not.toContain(secret);

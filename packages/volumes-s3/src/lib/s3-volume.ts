@@ -8,6 +8,7 @@ import { pipe } from 'fp-ts/function';
 import {
   VolumeStreamError,
   putFileThroughStream,
+  readWholeThroughStream,
   sourceUnreadable,
   type BlobStat,
   type BlobVolume,
@@ -217,7 +218,12 @@ const assemble = (
       TE.flatMap(() => (index.mayHold(d) ? TE.tryCatch(() => index.locate(d), asVolumeError('locate', d)) : TE.right(undefined))),
     );
 
-  const readPlain = (loc: BlobLocation): TE.TaskEither<VolumeError, Readable> =>
+  /**
+   * A located blob, verified: the parts the reader holds in memory when nothing is sealed (no
+   * stream stage), else a verifying stream. A corrupt blob in memory is a Left for `readWhole`
+   * (`whole`), and a failing stream for `get`, whose contract says so.
+   */
+  const readLocated = (loc: BlobLocation, whole: boolean): TE.TaskEither<VolumeError, Buffer[] | Readable> =>
     pipe(
       // A read right after a prefetch waits until the reader knows of it (a few index lookups),
       // or it would download its pack whole beside the pack's stream.
@@ -225,28 +231,27 @@ const assemble = (
       TE.flatMap(() => TE.tryCatch(() => index.packMeta(loc.pack), asVolumeError('get', loc.digest))),
       TE.flatMap((info) =>
         info === undefined
-          ? TE.left<VolumeError, Readable>({ _tag: 'BlobNotFound', op: 'get', key: loc.digest })
+          ? TE.left<VolumeError, Readable | Buffer[]>({ _tag: 'BlobNotFound', op: 'get', key: loc.digest })
           : reader.read(loc, info.size),
       ),
-      TE.map((stored) => {
+      TE.flatMap((stored): TE.TaskEither<VolumeError, Buffer[] | Readable> => {
         if (Array.isArray(stored) && key === undefined) {
           // Whole in memory: checked at once, without a stream stage.
           const hash = createHash('sha256');
           for (const part of stored) hash.update(part);
           const actual = hash.digest('hex');
-          if (actual === loc.digest) return Readable.from(stored, { objectMode: false });
+          if (actual === loc.digest) return TE.right(stored);
           void reader.evict(loc.pack); // the next read downloads the pack again
-          const failure = new VolumeStreamError({
-            _tag: 'BlobCorrupt',
-            op: 'get',
-            key: loc.digest,
-            cause: new Error(`content of ${loc.length} bytes hashes to ${actual}`),
-          });
-          return new Readable({
-            read() {
-              this.destroy(failure);
-            },
-          });
+          const failure: VolumeError = { _tag: 'BlobCorrupt', op: 'get', key: loc.digest, cause: new Error(`content of ${loc.length} bytes hashes to ${actual}`) };
+          return whole
+            ? TE.left(failure)
+            : TE.right(
+                new Readable({
+                  read() {
+                    this.destroy(new VolumeStreamError(failure));
+                  },
+                }),
+              );
         }
         const body: Readable = Array.isArray(stored) ? Readable.from(stored, { objectMode: false }) : stored;
         let plain = body;
@@ -259,8 +264,13 @@ const assemble = (
         verified.once('error', (e) => {
           if (e instanceof VolumeStreamError && e.volumeError._tag === 'BlobCorrupt') void reader.evict(loc.pack);
         });
-        return verified;
+        return TE.right(verified);
       }),
+    );
+  const readPlain = (loc: BlobLocation): TE.TaskEither<VolumeError, Readable> =>
+    pipe(
+      readLocated(loc, false),
+      TE.map((r) => (Array.isArray(r) ? Readable.from(r, { objectMode: false }) : r)),
     );
 
   const md5Worker = makeMd5Worker();
@@ -428,32 +438,43 @@ const assemble = (
     );
   };
 
-  const located = (d: Digest): TE.TaskEither<VolumeError, Readable> =>
-    pipe(
+  /** Reads a blob of the bucket, where the prefetch's hint or else the index places it. */
+  const fromStore = <A>(d: Digest, read: (loc: BlobLocation) => TE.TaskEither<VolumeError, A>): TE.TaskEither<VolumeError, A> => {
+    const located = pipe(
       locate(d),
-      TE.flatMap((loc) => (loc === undefined ? TE.left<VolumeError, Readable>({ _tag: 'BlobNotFound', op: 'get', key: d }) : readPlain(loc))),
+      TE.flatMap((loc) => (loc === undefined ? TE.left<VolumeError, A>({ _tag: 'BlobNotFound', op: 'get', key: d }) : read(loc))),
     );
-  const fromStore = (d: Digest): TE.TaskEither<VolumeError, Readable> => {
     const hint = hints.get(d);
-    if (hint === undefined) return located(d);
+    if (hint === undefined) return located;
     hints.delete(d);
     // A hint is stale when its pack was repacked since the prefetch: then the index answers.
     return pipe(
-      readPlain(hint),
-      TE.orElse(() => located(d)),
+      read(hint),
+      TE.orElse(() => located),
     );
   };
 
   const get = (d: Digest): TE.TaskEither<VolumeError, Readable> =>
     cache.entry(d) === undefined
-      ? fromStore(d)
+      ? fromStore(d, readPlain)
       : pipe(
           cache.open(d),
           TE.flatMap((body) =>
             body === undefined
-              ? fromStore(d) // uploaded and dropped from the cache meanwhile
+              ? fromStore(d, readPlain) // uploaded and dropped from the cache meanwhile
               : TE.right(verifiedStream(body, d, 'get', (e) => ({ _tag: 'VolumeIOError', op: 'get', key: d, cause: e }))),
           ),
+        );
+
+  const throughStream = readWholeThroughStream(get);
+  // From the bucket, the parts a prefetched pack's stream brought, as they are; the cache's
+  // blobs (not uploaded yet) and sealed ones go through a stream.
+  const readWhole = (d: Digest): TE.TaskEither<VolumeError, ReadonlyArray<Buffer>> =>
+    cache.entry(d) !== undefined
+      ? throughStream(d)
+      : pipe(
+          fromStore(d, (loc) => readLocated(loc, true)),
+          TE.flatMap((r) => (Array.isArray(r) ? TE.right(r) : readWholeThroughStream(() => TE.right(r))(d))),
         );
 
   const del = (d: Digest): TE.TaskEither<VolumeError, void> =>
@@ -521,6 +542,7 @@ const assemble = (
     putFile,
     has,
     get,
+    readWhole,
     stat,
     delete: del,
     list,

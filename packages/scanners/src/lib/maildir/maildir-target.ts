@@ -1,12 +1,11 @@
 import { closeSync, fchownSync, futimesSync, openSync, promises as fsp, renameSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
-import type { MessageEntry, RestoreTarget, SourceError } from '../source';
+import { isHeldContent, type MessageContent, type MessageEntry, type RestoreTarget, type SourceError } from '../source';
 import { encodeFlags, formatKeywordsFile, KEYWORDS_FILE, type KeywordTable } from './flags';
 import { addSubscription, INBOX_KEY, isFolderDirName, pathToFolderKey, SUBSCRIPTIONS_FILE } from './folders';
 import { fsError, isNotFound, makeKeyedMutex, readdirOrMissing, readTextOrMissing, statOrMissing } from './fs-util';
@@ -275,23 +274,31 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
    * rename, and fails with the first file that could not be written. A bigger message streams,
    * one chunk per synchronous write on this thread, so no more than that is held for one message.
    */
-  const writeTmpFile = async (tmp: string, content: Readable, receivedAt: number): Promise<TmpFile> => {
-    const chunks: Buffer[] = [];
+  const writeTmpFile = async (tmp: string, content: MessageContent, receivedAt: number): Promise<TmpFile> => {
+    let chunks: readonly Buffer[];
     let size = 0;
-    const source = content[Symbol.asyncIterator]() as AsyncIterator<Buffer | Uint8Array>;
-    for (let next = await source.next(); next.done !== true; next = await source.next()) {
-      const bytes = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
-      chunks.push(bytes);
-      size += bytes.length;
-      if (size > OFF_THREAD_MAX_BYTES) return writeTmpFileHere(tmp, chunks, source, receivedAt);
+    if (isHeldContent(content)) {
+      chunks = content;
+      for (const c of content) size += c.length;
+      if (size > OFF_THREAD_MAX_BYTES) return writeTmpFileHere(tmp, content, undefined, receivedAt);
+    } else {
+      const gathered: Buffer[] = [];
+      chunks = gathered;
+      const source = content[Symbol.asyncIterator]() as AsyncIterator<Buffer | Uint8Array>;
+      for (let next = await source.next(); next.done !== true; next = await source.next()) {
+        const bytes = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
+        gathered.push(bytes);
+        size += bytes.length;
+        if (size > OFF_THREAD_MAX_BYTES) return writeTmpFileHere(tmp, gathered, source, receivedAt);
+      }
     }
     const written = fileWriter.write({ path: tmp, chunks, mode: FILE_MODE, ...(owner === undefined ? {} : { owner }), mtimeMs: receivedAt });
     written.catch(() => undefined); // awaited by the group's commit, which reports the failure
     return { size, written };
   };
 
-  /** The rest of a large message, streamed into its file on this thread, after the chunks read so far. */
-  const writeTmpFileHere = async (tmp: string, first: readonly Buffer[], rest: AsyncIterator<Buffer | Uint8Array>, receivedAt: number): Promise<TmpFile> => {
+  /** A large message: the chunks read so far, then the rest of its stream (if any), into its file on this thread. */
+  const writeTmpFileHere = async (tmp: string, first: readonly Buffer[], rest: AsyncIterator<Buffer | Uint8Array> | undefined, receivedAt: number): Promise<TmpFile> => {
     let fd: number | undefined = openSync(tmp, 'wx', FILE_MODE);
     try {
       let size = 0;
@@ -299,7 +306,7 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
         writeAllSync(fd, bytes);
         size += bytes.length;
       }
-      for (let next = await rest.next(); next.done !== true; next = await rest.next()) {
+      for (let next = await rest?.next(); next !== undefined && next.done !== true; next = await rest?.next()) {
         const bytes = Buffer.isBuffer(next.value) ? next.value : Buffer.from(next.value);
         writeAllSync(fd, bytes);
         size += bytes.length;
@@ -366,7 +373,7 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
   const writeMessage = (
     account: AccountId,
     folderPath: string,
-    message: { readonly content: Readable; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
+    message: { readonly content: MessageContent; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
   ): TE.TaskEither<SourceError, { readonly sourceKey: string }> =>
     pipe(
       folderDirOf(account, folderPath),

@@ -1,45 +1,26 @@
-import { Readable } from 'node:stream';
-import * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
-import type { BlobVolume, Digest, VolumeError } from '@zxbackup/volume-contract';
+import { readWholeThroughStream, type BlobVolume, type Digest, type VolumeError } from '@zxbackup/volume-contract';
+import type { MessageContent } from '../source';
 
 /** Blobs up to this size are fetched ahead into memory; bigger ones stream when their write starts. */
 export const READ_AHEAD_MAX_BUFFERED = 1024 * 1024;
 
 /**
  * Starts fetching a blob now, for a write that starts later: a blob of at most `maxBuffered`
- * bytes is read whole into memory in the background (the volume verifies its digest while it
- * is read; a failure is replayed by the returned stream, as `get`'s own stream would fail); a
- * bigger one (or of unknown size) is only opened when the write runs the task, and streams.
- * The fetch never rejects: an abandoned one leaves no unhandled rejection behind.
+ * bytes is read whole into memory in the background (verified by the volume), and handed over
+ * as its parts (`readWhole` where the volume has it, else its stream's chunks). A bigger one
+ * (or of unknown size) is only opened when the write runs the task, and streams. The fetch
+ * never rejects: an abandoned one leaves no unhandled rejection behind.
  */
 export const prefetchBlob = (
   volume: BlobVolume,
   digest: Digest,
   size: number | undefined,
   maxBuffered = READ_AHEAD_MAX_BUFFERED,
-): TE.TaskEither<VolumeError, Readable> => {
+): TE.TaskEither<VolumeError, MessageContent> => {
   if (size === undefined || size > maxBuffered) return volume.get(digest);
-  const fetched = volume
-    .get(digest)()
-    .then(async (got): Promise<E.Either<VolumeError, Readable>> => {
-      if (E.isLeft(got)) return got;
-      const chunks: Buffer[] = [];
-      try {
-        for await (const c of got.right) chunks.push(c as Buffer);
-      } catch (e) {
-        return E.right(
-          new Readable({
-            read() {
-              this.destroy(e instanceof Error ? e : new Error(String(e)));
-            },
-          }),
-        );
-      }
-      // The chunks as they came, not joined: a copy into a fresh buffer per blob cost more than
-      // the download on these VMs (new memory faults in); the writer copies them once anyway.
-      return E.right(Readable.from(chunks, { objectMode: false }));
-    });
+  // A failure (a corrupt blob too) is the fetch's Left: the write reports it before it starts.
+  const fetched = (volume.readWhole?.(digest) ?? readWholeThroughStream(volume.get.bind(volume))(digest))();
   return () => fetched;
 };
 

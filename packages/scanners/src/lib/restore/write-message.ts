@@ -3,10 +3,10 @@ import { pipe } from 'fp-ts/function';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import type { AccountId, MessageMeta, Transaction } from '@zxbackup/item-store';
-import type { Readable } from 'node:stream';
 import { VolumeStreamError, type Digest, type VolumeError } from '@zxbackup/volume-contract';
 import { runR, type RestoreDeps } from './deps';
 import { RestoreAbort, restoreError } from './errors';
+import { isHeldContent, type MessageContent } from '../source';
 
 export type MessageState = Transaction & MessageMeta;
 
@@ -35,19 +35,21 @@ export const writeMessageFromBlob = async (
   folderPath: string,
   state: Pick<MessageState, 'digest' | 'sourceKey' | 'receivedAt'>,
   flags: ReadonlyArray<string>,
-  prefetched?: TE.TaskEither<VolumeError, Readable>,
+  prefetched?: TE.TaskEither<VolumeError, MessageContent>,
 ): Promise<void> => {
   const key = `${account}:${folderPath}`;
   if (state.digest === undefined) throw new RestoreAbort(restoreError.refusal('ItemNotFound', 'restoreMessage', key, `the backup holds no content for message ${state.sourceKey ?? '?'}`));
-  const content = await runR(prefetched ?? deps.volume.get(state.digest as Digest), restoreError.volume('readBlob', state.digest));
+  const content = await runR<VolumeError, MessageContent>(prefetched ?? deps.volume.get(state.digest as Digest), restoreError.volume('readBlob', state.digest));
   let streamError: unknown;
-  content.on('error', (e) => {
-    streamError ??= e;
-  });
+  if (!isHeldContent(content)) {
+    content.on('error', (e) => {
+      streamError ??= e;
+    });
+  }
   const written = await deps.target.writeMessage(account, folderPath, { content, flags, receivedAt: state.receivedAt })();
   if (streamError instanceof VolumeStreamError) throw new RestoreAbort(restoreError.volume('readBlob', state.digest)(streamError.volumeError));
   if (E.isLeft(written)) {
-    content.destroy();
+    if (!isHeldContent(content)) content.destroy();
     throw new RestoreAbort(restoreError.target('writeMessage', key)(written.left));
   }
   if (streamError !== undefined) throw new RestoreAbort(restoreError.internal('readBlob', state.digest)(streamError));
