@@ -62,6 +62,14 @@ describe('zxbackup (in-process)', () => {
     expect(unknownCommand.code).toBe(2);
   });
 
+  it('prints its version with --version, and exits 0', async () => {
+    const { version } = JSON.parse(fs.readFileSync(path.join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    const run = await zxbackup(['--version']);
+    expect(run.code).toBe(0);
+    expect(run.out.trim()).toBe(version);
+    expect(run.err).toBe('');
+  });
+
   it('documents every command with an example in --help', async () => {
     const help = await zxbackup(['--help']);
     const commands = [...help.out.matchAll(/^ {2}zxbackup (\w+)/gm)].map((m) => m[1]!);

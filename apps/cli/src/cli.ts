@@ -1,3 +1,5 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import yargs, { type Argv, type CommandModule } from 'yargs';
 import { EXIT_STATUS_HELP } from './lib/exit-codes';
 import type { CliDeps } from './lib/command';
@@ -5,6 +7,16 @@ import type { GlobalArgs } from '@zxbackup/runtime';
 import { configCommand } from './commands/config.command';
 import { doStopOperationCommand, getAllOperationsCommand, monitorCommand } from './commands/operations.command';
 import { commandsFromModules } from './commands/registry';
+
+/** This CLI's version, from its package.json (beside `src/` and `dist/` alike). */
+const cliVersion = (): string => {
+  try {
+    const parsed = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version?: unknown };
+    return typeof parsed.version === 'string' ? parsed.version : 'unknown';
+  } catch {
+    return 'unknown';
+  }
+};
 
 /**
  * The `zxbackup` command line: names and positionals follow `zxsuite backup`, so a Zextras
@@ -35,7 +47,7 @@ export const buildCli = (argv: ReadonlyArray<string>, deps: CliDeps): Argv<Globa
     .example('$0 doRestoreOnNewAccount alice@example.test alice.restored@example.test "20/11/2026 10:00:00"', 'restore an account as it was')
     .help()
     .alias('help', 'h')
-    .version(false)
+    .version(cliVersion())
     .exitProcess(false)
     .wrap(Math.min(110, process.stdout.columns ?? 110))
     .fail((message, error, y) => {
