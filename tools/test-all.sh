@@ -23,8 +23,14 @@ export ZXB_TEST_TALLY
 ZXB_TEST_TALLY="$(mktemp /tmp/zxb-tally.XXXXXX)"
 
 status=0
-echo "== lint, build, unit and integration tests"
-npx nx run-many -t lint build test int-test e2e --outputStyle=static --parallel=2 --skip-nx-cache || status=$?
+echo "== lint, build and unit tests"
+npx nx run-many -t lint build test --outputStyle=static --parallel=2 --skip-nx-cache || status=$?
+
+# One project at a time: the outage specs (volumes-s3, cli) stop and restart the shared S3
+# server, which failed another project's specs running beside them. (The builds they depend on
+# come from the cache the step above filled; int-test and e2e themselves are never cached.)
+echo "== integration and end-to-end tests, one project at a time"
+npx nx run-many -t int-test e2e --outputStyle=static --parallel=1 || status=$?
 
 echo "== corpus generator self-test"
 node_modules/.bin/ts-node --transpile-only tools/corpus/selftest.ts || status=$?

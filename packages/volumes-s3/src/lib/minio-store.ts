@@ -6,9 +6,10 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Client } from 'minio';
 import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
-import { downloadOffThread, type SigningStore } from './download-worker';
+import { downloadOffThread } from './download-worker';
 import { toS3Error, type S3Error } from './errors';
 import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
+import { presignedGetUrl, type SigningStore } from './presign';
 
 const META_PREFIX = 'x-amz-meta-';
 /** A presigned PUT is used at once; this only bounds a URL that leaked into a log. */
@@ -27,7 +28,7 @@ export const makeMinioClient = (config: S3StoreConfig): Client => {
   return client;
 };
 
-/** The client options that say where the store is and who signs: this thread's client and the download worker's. */
+/** The client options that say where the store is and who signs: for the minio client and for presigned GETs. */
 const signingOf = (config: S3StoreConfig): SigningStore => ({
   endPoint: config.endPoint,
   port: config.port,
@@ -108,7 +109,7 @@ const metadataOf = (raw: Record<string, unknown>): Record<string, string> =>
 
 export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions): ObjectStore => {
   // Made at the first call that needs it: a restore reading only through the download worker
-  // (which signs its own requests) never loads the SDK on this thread.
+  // (with requests presigned by aws4) never loads the SDK.
   let madeClient: Client | undefined;
   const clientOf = (): Client => (madeClient ??= makeMinioClient(config));
   const signing = signingOf(config);
@@ -217,8 +218,11 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
 
   const get = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => clientOf().getObject(bucket, key));
 
-  // On the download worker, which signs it too (see download-worker.ts).
-  const getOffThread = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => downloadOffThread(signing, bucket, key));
+  // On the download worker (see download-worker.ts), presigned here.
+  const getOffThread = (key: string): TE.TaskEither<S3Error, Readable> =>
+    call('get', key)(async () =>
+      downloadOffThread(presignedGetUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? (await clientOf().presignedGetObject(bucket, key, PRESIGNED_SECONDS))),
+    );
 
   const remove = (key: string): TE.TaskEither<S3Error, void> =>
     call('remove', key)(() => clientOf().removeObject(bucket, key));

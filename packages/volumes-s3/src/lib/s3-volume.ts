@@ -111,8 +111,8 @@ export const makeS3Volume = (config: S3VolumeConfig): TE.TaskEither<VolumeError,
       const store = makeMinioStore(c, {
         uploadTimeoutMs: (size) => c.uploadTimeoutMs ?? 10 * 60_000 + Math.ceil(size / MiB) * 1000,
       });
-      // The packs a restore streams go through the download worker: started now, it is ready
-      // (its minio loaded, on the other core) by the time the restore has planned its reads.
+      // The packs a restore streams go through the download worker: started now, on the other
+      // core, it is ready by the time the restore has planned its reads.
       warmDownloadWorker();
       const encryption = c.encryption;
       if (encryption === undefined) return makeS3VolumeWith(c, store);
