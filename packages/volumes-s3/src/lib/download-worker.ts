@@ -77,7 +77,7 @@ const start = ({ id, url, window }) => {
     }
     const expected = Number(res.headers['content-length']);
     let received = 0;
-    parentPort.postMessage({ id, length: Number.isFinite(expected) ? expected : -1 });
+    parentPort.postMessage({ id, started: true });
     res.on('data', (chunk) => {
       if (d.done) return;
       received += chunk.length;
@@ -104,7 +104,6 @@ const start = ({ id, url, window }) => {
 };
 parentPort.on('message', (m) => {
   if (m.op === 'get') return start(m);
-  if (m.op === 'warm') return;
   const d = downloads.get(m.id);
   if (d === undefined) return;
   if (m.op === 'ack') {
@@ -122,7 +121,7 @@ parentPort.on('message', (m) => {
 `;
 
 type FromWorker =
-  | { readonly id: number; readonly length: number }
+  | { readonly id: number; readonly started: true }
   | { readonly id: number; readonly chunks: ArrayBuffer[] }
   | { readonly id: number; readonly end: true }
   | { readonly id: number; readonly error: { readonly message: string; readonly code?: string; readonly statusCode?: number } };
@@ -181,7 +180,7 @@ const onMessage = (m: FromWorker): void => {
     else d.stream?.destroy(error);
     return;
   }
-  if ('length' in m) {
+  if ('started' in m) {
     const stream = new Readable({
       // Chunk by chunk: a byte stream's read() joins whatever chunks it buffered into one new
       // buffer (a copy of every byte, which is what moving the receiving here was to save).
@@ -254,9 +253,8 @@ const running = (): Worker => {
 
 /** Starts the worker now: the first download then does not wait for its start. */
 export const warmDownloadWorker = (): void => {
-  const idle = downloads.size === 0;
-  running().postMessage({ op: 'warm' });
-  if (idle) settleIdle();
+  running();
+  settleIdle();
 };
 
 /**
