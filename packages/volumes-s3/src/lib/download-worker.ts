@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
 import { Worker } from 'node:worker_threads';
+import { storeAnswerError } from './errors';
 
 /*
  * Downloads on a worker thread: the receiving end of an HTTP body costs the thread that runs it
@@ -63,14 +64,13 @@ const start = ({ id, url, window }) => {
   d.request = (target.protocol === 'https:' ? https : http).get(target, { agent: agents[target.protocol] }, (res) => {
     d.response = res;
     if (res.statusCode !== 200) {
-      // An S3 error document: its <Code> is what the caller maps (NoSuchKey, SlowDown, ...).
+      // An S3 error document: read on the main thread (storeAnswerError).
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (t) => { if (text.length < 4096) text += t; });
       res.on('end', () => {
-        const code = (/<Code>([^<]*)<\\/Code>/.exec(text) || [])[1] || 'HTTP' + res.statusCode;
-        const message = (/<Message>([^<]*)<\\/Message>/.exec(text) || [])[1] || 'the store answered ' + res.statusCode;
-        fail(Object.assign(new Error(message), { code, statusCode: res.statusCode }));
+        finish(d, { answer: { statusCode: res.statusCode, body: text } });
+        d.request.destroy();
       });
       res.on('error', fail);
       return;
@@ -124,7 +124,9 @@ type FromWorker =
   | { readonly id: number; readonly started: true }
   | { readonly id: number; readonly chunks: ArrayBuffer[] }
   | { readonly id: number; readonly end: true }
-  | { readonly id: number; readonly error: { readonly message: string; readonly code?: string; readonly statusCode?: number } };
+  | { readonly id: number; readonly error: { readonly message: string; readonly code?: string; readonly statusCode?: number } }
+  /** The store's answer other than 200: its status and (the start of) its error document. */
+  | { readonly id: number; readonly answer: { readonly statusCode: number; readonly body: string } };
 
 interface Download {
   /** Until the answer's head: settles the `get` promise. */
@@ -173,9 +175,9 @@ const settle = (id: number): void => {
 const onMessage = (m: FromWorker): void => {
   const d = downloads.get(m.id);
   if (d === undefined) return;
-  if ('error' in m) {
+  if ('error' in m || 'answer' in m) {
     settle(m.id);
-    const error = errorOf(m.error);
+    const error = 'answer' in m ? storeAnswerError(m.answer.statusCode, m.answer.body) : errorOf(m.error);
     if (d.failed !== undefined) d.failed(error);
     else d.stream?.destroy(error);
     return;

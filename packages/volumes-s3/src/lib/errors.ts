@@ -52,6 +52,17 @@ export const sanitizeCause = (e: unknown, secrets: readonly string[]): Error => 
   });
 };
 
+/**
+ * A non-200 answer to a request we sent ourselves (presigned, not through minio): the S3 error
+ * document's `<Code>` (what `toS3Error` maps: NoSuchKey, SlowDown, ...) and `<Message>`, as minio
+ * reports them.
+ */
+export const storeAnswerError = (statusCode: number, body: string): Error => {
+  const code = /<Code>([^<]*)<\/Code>/.exec(body)?.[1] ?? `HTTP${statusCode}`;
+  const message = /<Message>([^<]*)<\/Message>/.exec(body)?.[1] ?? `the store answered ${statusCode}`;
+  return Object.assign(new Error(message), { code, statusCode });
+};
+
 /** The one place an SDK failure becomes one of our tags. */
 export const toS3Error = (op: string, key: string | undefined, e: unknown, secrets: readonly string[]): S3Error => {
   const cause = sanitizeCause(e, secrets);

@@ -7,7 +7,7 @@ import { pipe } from 'fp-ts/function';
 import type { Client } from 'minio';
 import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
 import { downloadOffThread } from './download-worker';
-import { toS3Error, type S3Error } from './errors';
+import { storeAnswerError, toS3Error, type S3Error } from './errors';
 import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
 import { presignedGetUrl, type SigningStore } from './presign';
 
@@ -166,11 +166,7 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       for (const c of chunks) request.write(c);
       request.end();
     });
-    if (answer.status !== 200) {
-      const code = /<Code>([^<]*)<\/Code>/.exec(answer.body)?.[1] ?? `HTTP${answer.status}`;
-      const message = /<Message>([^<]*)<\/Message>/.exec(answer.body)?.[1] ?? `the store answered ${answer.status}`;
-      throw Object.assign(new Error(message), { code, statusCode: answer.status });
-    }
+    if (answer.status !== 200) throw storeAnswerError(answer.status, answer.body);
     const etag = answer.etag.replace(/"/g, '').toLowerCase();
     if (etag !== md5.toString('hex')) throw unconfirmed(`the store answered ETag ${etag} for content with MD5 ${md5.toString('hex')}`);
   };
