@@ -4,8 +4,8 @@
  * it. Imports nothing of ours. Test helpers (in-memory volume, contract suite) are exported
  * from `@zxbackup/volume-contract/testing`.
  */
-export type { BlobVolume, PutResult, PutOptions, PutFileOptions, PutFileResult, BlobStat, VolumeSupports } from './lib/blob-volume';
-export { putFileThroughStream, readWholeThroughStream, sourceUnreadable } from './lib/put-file';
+export type { BlobVolume, BlobFile, ReadHints, PutResult, PutOptions, PutFileOptions, PutFileResult, BlobStat, VolumeSupports } from './lib/blob-volume';
+export { putFileThroughStream, readWholeThroughStream, sourceUnreadable, writeToFileThroughGet } from './lib/put-file';
 export { Digest, digestShard } from './lib/digest';
 export type { VolumeError, VolumeErrorTag } from './lib/errors';
 export { VolumeStreamError, describeVolumeError } from './lib/errors';

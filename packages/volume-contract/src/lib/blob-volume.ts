@@ -91,7 +91,15 @@ export interface BlobVolume {
    * A hint: these blobs will be read soon, in this order (a restore knows its whole list). A
    * remote volume may start fetching them; reads behave the same with or without it. Never fails.
    */
-  prefetch?(digests: readonly Digest[]): void;
+  prefetch?(digests: readonly Digest[], hints?: ReadHints): void;
+  /**
+   * A hint ahead of `prefetch`: the first entries of a list whose whole `prefetch` follows soon
+   * (a restore gives them while it is still walking the metadata for the rest). A remote volume
+   * may open the downloads that hold them now, to have the first bytes when the list comes; it
+   * reads nothing for them until then, and drops what the list does not claim. Reads behave the
+   * same with or without it. Never fails.
+   */
+  warmUp?(digests: readonly Digest[], hints?: ReadHints): void;
   /**
    * The order in which to read these blobs fastest: a permutation of their indexes (a volume
    * that packs blobs together puts the blobs of one pack next to each other, so a bounded read
@@ -107,4 +115,30 @@ export interface BlobVolume {
    * blob is in memory.
    */
   readWhole?(digest: Digest): TE.TaskEither<VolumeError, ReadonlyArray<Buffer>>;
+  /**
+   * Writes the blob's verified bytes into a new file, where a volume can do it without handing
+   * the bytes to the caller (a restore of thousands of messages: the volume's downloads go
+   * straight into the files, and the caller's thread never touches a byte). The file is created
+   * exclusively (an existing one is never touched) with the mode, owner and mtime asked for; it
+   * is complete when this resolves, not durable (the caller syncs). On any failure no file is
+   * left: a corrupt blob is `BlobCorrupt`, a missing one `BlobNotFound`, and a failure of the
+   * file itself `VolumeIOError` with op `writeFile`, the path as key and the errno in its cause.
+   * A list announced with `prefetch(digests, { into: 'files' })` is written fastest in its order.
+   * Volumes without a faster way leave it out; `writeToFileThroughGet` does it through `get`.
+   */
+  writeToFile?(digest: Digest, file: BlobFile): TE.TaskEither<VolumeError, void>;
+}
+
+/** How the reads of a `prefetch` (or `warmUp`) list will come: `files` for `writeToFile`, else `get`/`readWhole`. */
+export interface ReadHints {
+  readonly into?: 'memory' | 'files';
+}
+
+/** A new file for `writeToFile`. */
+export interface BlobFile {
+  readonly path: string;
+  readonly mode: number;
+  readonly owner?: { readonly uid: number; readonly gid: number };
+  /** Its mtime and atime (epoch ms). */
+  readonly mtimeMs: number;
 }

@@ -1,3 +1,4 @@
+import { writeToFileThroughGet } from './put-file';
 import { describeVolumeContract, expectRight, makeMemoryVolume, readAll, streamOf, type MemoryVolume } from '../testing';
 
 describeVolumeContract<MemoryVolume>('memory', {
@@ -9,6 +10,17 @@ describeVolumeContract<MemoryVolume>('memory', {
       return bytes;
     });
     if (!flipped) throw new Error(`no blob ${digest} to corrupt`);
+  },
+});
+
+// The generic writeToFile (through get), as a volume without a faster way would offer it.
+describeVolumeContract<MemoryVolume>('memory with writeToFileThroughGet', {
+  make: async () => {
+    const volume = makeMemoryVolume();
+    return Object.assign(volume, { writeToFile: writeToFileThroughGet(volume.get.bind(volume)) });
+  },
+  corrupt: async (volume, digest) => {
+    if (!volume.tamper(digest, (bytes) => Buffer.concat([bytes, Buffer.from('!')]))) throw new Error(`no blob ${digest} to corrupt`);
   },
 });
 

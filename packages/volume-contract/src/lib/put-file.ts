@@ -1,8 +1,8 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, promises as fsp } from 'node:fs';
 import { Transform, type TransformCallback } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import type * as TE from 'fp-ts/TaskEither';
-import type { BlobVolume, PutFileOptions, PutFileResult } from './blob-volume';
+import type { BlobFile, BlobVolume, PutFileOptions, PutFileResult } from './blob-volume';
 import type { Digest } from './digest';
 import { VolumeStreamError, type VolumeError } from './errors';
 
@@ -73,5 +73,46 @@ export const readWholeThroughStream =
       return E.right(parts);
     } catch (e) {
       return E.left(e instanceof VolumeStreamError ? e.volumeError : { _tag: 'VolumeIOError', op: 'get', key: digest, cause: e });
+    }
+  };
+
+/**
+ * `writeToFile` through `get`: the blob streamed into a new file (created exclusively), with its
+ * owner and mtime. A failure (the blob's or the file's) removes the file again.
+ */
+export const writeToFileThroughGet =
+  (get: BlobVolume['get']) =>
+  (digest: Digest, file: BlobFile): TE.TaskEither<VolumeError, void> =>
+  async () => {
+    const opened = await get(digest)();
+    if (E.isLeft(opened)) return opened;
+    const body = opened.right;
+    let handle: fsp.FileHandle | undefined;
+    let step: 'open' | 'read' | 'write' = 'open';
+    try {
+      handle = await fsp.open(file.path, 'wx', file.mode);
+      step = 'read';
+      for await (const chunk of body) {
+        step = 'write';
+        await handle.write(chunk as Uint8Array);
+        step = 'read';
+      }
+      step = 'write';
+      if (file.owner !== undefined) await handle.chown(file.owner.uid, file.owner.gid);
+      const when = new Date(file.mtimeMs);
+      await handle.utimes(when, when);
+      const done = handle;
+      handle = undefined;
+      await done.close();
+      return E.right(undefined);
+    } catch (e) {
+      body.destroy();
+      if (handle !== undefined) {
+        await handle.close().catch(() => undefined); // the first failure is the one reported
+        await fsp.rm(file.path, { force: true }).catch(() => undefined);
+      }
+      if (e instanceof VolumeStreamError) return E.left(e.volumeError);
+      if (step === 'read') return E.left({ _tag: 'VolumeIOError', op: 'get', key: digest, cause: e });
+      return E.left({ _tag: 'VolumeIOError', op: 'writeFile', key: file.path, cause: e });
     }
   };

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -275,7 +275,7 @@ export const describeVolumeContract = <V extends BlobVolume>(name: string, fixtu
       expect(new Set(seen)).toEqual(digests);
     }, timeout);
 
-    it('readOrder and prefetch, where a volume has them, change no read: a permutation of the list, every blob read back as put', async () => {
+    it('readOrder, warmUp and prefetch, where a volume has them, change no read: a permutation of the list, every blob read back as put', async () => {
       const contents = [0, 1, 2, 3, 4, 5, 6].map((i) => mailLikeText(2000 + i * 3000, 40 + i));
       const digests: Digest[] = [];
       for (const bytes of contents) digests.push((await expectRight(volume.put(streamOf(bytes)))).digest);
@@ -285,6 +285,7 @@ export const describeVolumeContract = <V extends BlobVolume>(name: string, fixtu
       const order = volume.readOrder === undefined ? list.map((_, i) => i) : await volume.readOrder(list);
       expect([...order].sort((a, b) => a - b)).toEqual(list.map((_, i) => i));
       const ordered = order.map((i) => list[i] as Digest);
+      volume.warmUp?.(list.slice(0, 3));
       volume.prefetch?.(ordered);
       for (const d of ordered) {
         if (d === missing) expect((await expectLeft(volume.get(d)))._tag).toBe('BlobNotFound');
@@ -307,6 +308,48 @@ export const describeVolumeContract = <V extends BlobVolume>(name: string, fixtu
         }
       }
       expectTag(await expectLeft(readWhole(sha256Hex(Buffer.from('never stored')))), 'BlobNotFound');
+    }, timeout);
+
+    it('writeToFile, where a volume has it, writes the bytes get gives into new files, as announced by a prefetch into files or not', async () => {
+      const writeToFile = volume.writeToFile?.bind(volume);
+      if (writeToFile === undefined) return;
+      const dir = await mkdtemp(join(tmpdir(), 'zxb-contract-files-'));
+      try {
+        const contents = [Buffer.alloc(0), Buffer.from('x'), mailLikeText(70 * 1024, 57), pseudoRandomBytes(300 * 1024, 58), mailLikeText(3000, 59)];
+        const digests: Digest[] = [];
+        for (const bytes of contents) digests.push((await expectRight(volume.put(streamOf(bytes, 8 * 1024)))).digest);
+        const mtimeMs = Date.UTC(2024, 1, 29, 12, 30, 15);
+        const check = async (path: string, i: number): Promise<void> => {
+          expect((await readFile(path)).equals(contents[i] as Buffer)).toBe(true);
+          const st = await stat(path);
+          expect(st.mode & 0o777).toBe(0o640);
+          expect(Math.round(st.mtimeMs)).toBe(mtimeMs);
+        };
+        // Before the flush (a volume may still hold them pending), then after it.
+        for (const [i, d] of digests.entries()) {
+          await expectRight(writeToFile(d, { path: join(dir, `before-${i}`), mode: 0o640, mtimeMs }));
+          await check(join(dir, `before-${i}`), i);
+        }
+        await expectRight(volume.flush());
+        // A list announced for files, with a blob twice (two messages of the same content).
+        const list = [...digests, digests[2] as Digest];
+        const order = volume.readOrder === undefined ? list.map((_, k) => k) : await volume.readOrder(list);
+        const ordered = order.map((k) => list[k] as Digest);
+        volume.warmUp?.(ordered.slice(0, 2), { into: 'files' });
+        volume.prefetch?.(ordered, { into: 'files' });
+        await Promise.all(ordered.map(async (d, k) => expectRight(writeToFile(d, { path: join(dir, `after-${k}`), mode: 0o640, mtimeMs }))));
+        for (const [k, d] of ordered.entries()) await check(join(dir, `after-${k}`), digests.indexOf(d));
+        // Never over an existing file, and nothing left for a missing blob.
+        await writeFile(join(dir, 'taken'), 'keep me');
+        const taken = await expectLeft(writeToFile(digests[2] as Digest, { path: join(dir, 'taken'), mode: 0o640, mtimeMs }));
+        expectTag(taken, 'VolumeIOError');
+        expect(taken.op).toBe('writeFile');
+        expect(await readFile(join(dir, 'taken'), 'utf8')).toBe('keep me');
+        expectTag(await expectLeft(writeToFile(sha256Hex(Buffer.from('never stored')), { path: join(dir, 'missing'), mode: 0o640, mtimeMs })), 'BlobNotFound');
+        await expect(stat(join(dir, 'missing'))).rejects.toMatchObject({ code: 'ENOENT' });
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     }, timeout);
 
     it('list of an empty volume visits nothing', async () => {
@@ -361,6 +404,22 @@ export const describeVolumeContract = <V extends BlobVolume>(name: string, fixtu
           const whole = await expectLeft(volume.readWhole(digest));
           expectTag(whole, 'BlobCorrupt');
           expect(whole.key).toBe(digest);
+        }
+        if (volume.writeToFile !== undefined) {
+          // Announced for files too (a restore), and not: no file is left either way.
+          const dir = await mkdtemp(join(tmpdir(), 'zxb-contract-corrupt-'));
+          try {
+            for (const announced of [true, false]) {
+              if (announced) volume.prefetch?.([digest], { into: 'files' });
+              const path = join(dir, `m-${String(announced)}`);
+              const failed = await expectLeft(volume.writeToFile(digest, { path, mode: 0o600, mtimeMs: Date.now() }));
+              expectTag(failed, 'BlobCorrupt');
+              expect(failed.key).toBe(digest);
+              await expect(stat(path)).rejects.toMatchObject({ code: 'ENOENT' });
+            }
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
         }
       }, timeout);
     }
