@@ -29,10 +29,13 @@ const IDLE_MS = 5000;
 // Plain JavaScript, evaluated: no file to resolve, whether this package runs from dist or source.
 const WORKER_SOURCE = `
 const { parentPort } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const fs = require('node:fs');
 const http = require('node:http');
 const https = require('node:https');
 const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new https.Agent({ keepAlive: true }) };
 const downloads = new Map();
+const fileDownloads = new Map();
 const send = (d) => {
   d.scheduled = false;
   if (d.pending.length === 0) return;
@@ -48,6 +51,215 @@ const finish = (d, message) => {
   parentPort.postMessage(Object.assign({ id: d.id }, message));
 };
 const failure = (e) => ({ error: { message: String((e && e.message) || e), code: e && e.code, statusCode: e && e.statusCode } });
+
+// ---- downloads into files: blobs taken out of a pack, verified, each written into new files
+let results = [];
+let resultsScheduled = false;
+const flushResults = () => {
+  resultsScheduled = false;
+  if (results.length === 0) return;
+  const r = results;
+  results = [];
+  parentPort.postMessage({ results: r });
+};
+const answer = (r) => {
+  results.push(r);
+  if (!resultsScheduled) {
+    resultsScheduled = true;
+    setImmediate(flushResults);
+  }
+};
+const wireError = (e) => ({ message: String((e && e.message) || e), code: e && e.code, syscall: e && e.syscall, path: e && e.path });
+// Created exclusively; a file this thread created is removed again when a later step fails.
+const writeFile = (file, parts) => {
+  let fd;
+  try {
+    fd = fs.openSync(file.path, 'wx', file.mode);
+    for (const part of parts) {
+      for (let done = 0; done < part.length; ) {
+        const n = fs.writeSync(fd, part, done, part.length - done);
+        if (n === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO', syscall: 'write' });
+        done += n;
+      }
+    }
+    if (file.owner) fs.fchownSync(fd, file.owner.uid, file.owner.gid);
+    const when = file.mtimeMs / 1000;
+    fs.futimesSync(fd, when, when);
+    const open = fd;
+    fd = undefined;
+    fs.closeSync(open);
+    return undefined;
+  } catch (e) {
+    if (fd !== undefined) {
+      try { fs.closeSync(fd); } catch {}
+      try { fs.rmSync(file.path, { force: true }); } catch {}
+    }
+    return wireError(e);
+  }
+};
+const held = (f) => f.held + f.earlyBytes;
+const pressure = (f) => {
+  if (f.response === undefined || f.done) return;
+  if (!f.paused && held(f) > f.window) {
+    f.paused = true;
+    f.response.pause();
+  } else if (f.paused && held(f) <= f.window / 2) {
+    f.paused = false;
+    f.response.resume();
+  }
+};
+const forget = (f) => {
+  f.done = true;
+  fileDownloads.delete(f.id);
+  // A body received whole leaves its connection to the agent, for the next download.
+  if (f.request && !f.received) f.request.destroy();
+};
+const finishFiles = (f, message) => {
+  flushResults(); // the results of a download come before its end or failure
+  parentPort.postMessage(Object.assign({ id: f.id }, message));
+};
+const failFiles = (f, e) => {
+  if (f.done) return;
+  forget(f);
+  finishFiles(f, failure(e));
+};
+const runJob = (f, blob, job) => {
+  blob.wanted--;
+  if (blob.corrupt !== undefined) return answer({ id: f.id, key: job.key, corrupt: blob.corrupt });
+  const error = writeFile(job.file, blob.parts);
+  answer(error === undefined ? { id: f.id, key: job.key } : { id: f.id, key: job.key, error });
+};
+const release = (f, index, blob) => {
+  if (blob.wanted > 0) return;
+  f.ready.delete(index);
+  f.held -= blob.length;
+  pressure(f);
+};
+const settleFiles = (f) => {
+  if (f.received && f.ready.size === 0 && f.jobs.size === 0) forget(f);
+};
+// A blob is complete: checked once, then written for the files asked so far; kept for those to come.
+const complete = (f, index, parts) => {
+  const planned = f.blobs[index];
+  const hash = crypto.createHash('sha256');
+  for (const part of parts) hash.update(part);
+  const actual = hash.digest('hex');
+  const blob = { parts, length: planned.length, wanted: planned.wanted, corrupt: actual === planned.digest ? undefined : actual };
+  const jobs = f.jobs.get(index);
+  f.jobs.delete(index);
+  for (const job of jobs || []) runJob(f, blob, job);
+  if (blob.wanted > 0) {
+    f.ready.set(index, blob);
+    f.held += blob.length;
+  }
+};
+const take = (f, chunk) => {
+  const end = f.position + chunk.length;
+  while (f.next < f.blobs.length) {
+    const b = f.blobs[f.next];
+    if (b.offset >= end) break;
+    const from = Math.max(b.offset, f.position);
+    const to = Math.min(b.offset + b.length, end);
+    if (to > from) f.parts.push(chunk.subarray(from - f.position, to - f.position));
+    if (to < b.offset + b.length) break; // continues in the next chunk
+    const parts = f.parts;
+    f.parts = [];
+    complete(f, f.next, parts);
+    f.next++;
+  }
+  f.position = end;
+};
+// The whole body is here (the connection is free); what it holds is checked against the plan, now or when it comes.
+const bodyEnded = (f) => {
+  if (f.done) return;
+  if (f.blobs !== undefined && f.next < f.blobs.length) return failFiles(f, Object.assign(new Error('the pack ended before blob ' + f.blobs[f.next].digest), { code: 'ECONNRESET' }));
+  if (!f.received) {
+    f.received = true;
+    finishFiles(f, { end: true });
+  }
+  if (f.blobs !== undefined) settleFiles(f);
+};
+const startFiles = ({ id, url, window }) => {
+  const f = { id, window, request: undefined, response: undefined, paused: false, done: false, ended: false, received: false,
+    blobs: undefined, next: 0, parts: [], position: 0, early: [], earlyBytes: 0, ready: new Map(), jobs: new Map(), held: 0 };
+  fileDownloads.set(id, f);
+  let target;
+  try {
+    target = new URL(url);
+  } catch (e) {
+    return failFiles(f, e);
+  }
+  f.request = (target.protocol === 'https:' ? https : http).get(target, { agent: agents[target.protocol] }, (res) => {
+    f.response = res;
+    if (res.statusCode !== 200) {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (t) => { if (text.length < 4096) text += t; });
+      res.on('end', () => {
+        if (f.done) return;
+        forget(f);
+        finishFiles(f, { answer: { statusCode: res.statusCode, body: text } });
+      });
+      res.on('error', (e) => failFiles(f, e));
+      return;
+    }
+    const expected = Number(res.headers['content-length']);
+    let received = 0;
+    res.on('data', (chunk) => {
+      if (f.done) return;
+      received += chunk.length;
+      if (f.blobs === undefined) {
+        // No plan yet (opened ahead of it): kept as it came.
+        f.early.push(chunk);
+        f.earlyBytes += chunk.length;
+      } else take(f, chunk);
+      pressure(f);
+    });
+    res.on('end', () => {
+      if (f.done) return;
+      if (Number.isFinite(expected) && received !== expected) return failFiles(f, Object.assign(new Error('the body ended after ' + received + ' of ' + expected + ' bytes'), { code: 'ECONNRESET' }));
+      f.ended = true;
+      bodyEnded(f);
+    });
+    res.on('error', (e) => failFiles(f, e));
+  });
+  f.request.on('error', (e) => failFiles(f, e));
+};
+const onFilesMessage = (m) => {
+  const f = fileDownloads.get(m.id);
+  if (m.op === 'file') {
+    // A download gone (failed, cancelled) or a blob no longer kept: the main thread reads it another way.
+    if (f === undefined) return answer({ id: m.id, key: m.key, lost: true });
+    const ready = f.ready.get(m.blob);
+    if (ready !== undefined) {
+      runJob(f, ready, m);
+      release(f, m.blob, ready);
+      return settleFiles(f);
+    }
+    if (f.blobs !== undefined && m.blob < f.next) return answer({ id: m.id, key: m.key, lost: true });
+    const jobs = f.jobs.get(m.blob) || [];
+    jobs.push(m);
+    f.jobs.set(m.blob, jobs);
+    return;
+  }
+  if (f === undefined) return;
+  if (m.op === 'plan') {
+    f.blobs = m.blobs;
+    const early = f.early;
+    f.early = [];
+    f.earlyBytes = 0;
+    for (const chunk of early) take(f, chunk);
+    pressure(f);
+    if (f.ended) bodyEnded(f);
+  } else if (m.op === 'skip') {
+    const ready = f.ready.get(m.blob);
+    if (ready !== undefined) {
+      ready.wanted--;
+      release(f, m.blob, ready);
+      settleFiles(f);
+    } else if (f.blobs !== undefined && m.blob >= f.next) f.blobs[m.blob].wanted--;
+  } else if (m.op === 'cancel') forget(f);
+};
 const start = ({ id, url, window }) => {
   const d = { id, window, request: undefined, response: undefined, outstanding: 0, paused: false, pending: [], scheduled: false, done: false };
   downloads.set(id, d);
@@ -104,6 +316,8 @@ const start = ({ id, url, window }) => {
 };
 parentPort.on('message', (m) => {
   if (m.op === 'get') return start(m);
+  if (m.op === 'files') return startFiles(m);
+  if (fileDownloads.has(m.id) || m.op === 'file' || m.op === 'plan' || m.op === 'skip') return onFilesMessage(m);
   const d = downloads.get(m.id);
   if (d === undefined) return;
   if (m.op === 'ack') {
@@ -120,7 +334,16 @@ parentPort.on('message', (m) => {
 });
 `;
 
+type WireResult = {
+  readonly id: number;
+  readonly key: number;
+  readonly corrupt?: string;
+  readonly lost?: true;
+  readonly error?: { readonly message: string; readonly code?: string; readonly syscall?: string; readonly path?: string };
+};
+
 type FromWorker =
+  | { readonly results: ReadonlyArray<WireResult> }
   | { readonly id: number; readonly started: true }
   | { readonly id: number; readonly chunks: ArrayBuffer[] }
   | { readonly id: number; readonly end: true }
@@ -145,10 +368,63 @@ const errorOf = (e: { readonly message: string; readonly code?: string; readonly
     ...(typeof e.statusCode === 'number' ? { statusCode: e.statusCode } : {}),
   });
 
+/** One blob of a pack to take out into files: where it lies, what it must hash to, how many files will want it. */
+export interface PlannedBlob {
+  readonly offset: number;
+  readonly length: number;
+  readonly digest: string;
+  readonly wanted: number;
+}
+
+/** A new file the worker creates (exclusively) and fills with a blob. */
+export interface WorkerFile {
+  readonly path: string;
+  readonly mode: number;
+  readonly owner?: { readonly uid: number; readonly gid: number };
+  readonly mtimeMs: number;
+}
+
+/**
+ * What became of one file: written (complete, not synced); the blob hashed to another digest (no
+ * file); the file failed (the errno in the error; no file); or lost: the download failed or
+ * dropped the blob before the file was asked for, and the caller reads the blob another way.
+ */
+export type FileResult =
+  | { readonly kind: 'written' }
+  | { readonly kind: 'corrupt'; readonly actual: string }
+  | { readonly kind: 'failed'; readonly error: Error }
+  | { readonly kind: 'lost' };
+
+/**
+ * A pack downloaded on the worker, whose blobs go into files there: the bytes never come to this
+ * thread. The plan (which blobs, where) may come after the start (a download opened ahead): until
+ * then the worker keeps what arrives. Each blob is verified once, written for every file asked
+ * for it, and kept (within the window) until as many files as planned were asked or skipped.
+ */
+export interface FileDownload {
+  plan(blobs: ReadonlyArray<PlannedBlob>): void;
+  /** Writes the blob at `index` of the plan into a new file. */
+  write(index: number, file: WorkerFile): Promise<FileResult>;
+  /** One file fewer will be asked of the blob at `index`. */
+  skip(index: number): void;
+  /** Drops the download; files asked and not written yet are lost. */
+  cancel(): void;
+  /** Resolves once the whole pack was received, rejects when the download failed: its connection is free either way. */
+  readonly received: Promise<void>;
+}
+
+interface FileDownloadState {
+  readonly jobs: Map<number, (r: FileResult) => void>;
+  received: boolean;
+  readonly settle: { readonly resolve: () => void; readonly reject: (e: Error) => void };
+}
+
 let worker: Worker | undefined;
 let idleTimer: NodeJS.Timeout | undefined;
 let nextId = 1;
+let nextKey = 1;
 const downloads = new Map<number, Download>();
+const fileDownloads = new Map<number, FileDownloadState>();
 
 const post = (message: unknown): void => worker?.postMessage(message);
 
@@ -158,9 +434,11 @@ const acknowledge = (id: number, d: Download, force: boolean): void => {
   d.unacknowledged = 0;
 };
 
+const underWay = (): boolean => downloads.size > 0 || [...fileDownloads.values()].some((f) => !f.received || f.jobs.size > 0);
+
 /** Nothing under way: the worker must not keep the process alive, and goes if nothing comes. */
 const settleIdle = (): void => {
-  if (downloads.size > 0 || worker === undefined) return;
+  if (underWay() || worker === undefined) return;
   worker.unref();
   if (idleTimer !== undefined) clearTimeout(idleTimer);
   idleTimer = setTimeout(() => void stopDownloadWorker(), IDLE_MS);
@@ -172,7 +450,46 @@ const settle = (id: number): void => {
   settleIdle();
 };
 
+const resultOf = (r: WireResult): FileResult => {
+  if (r.lost === true) return { kind: 'lost' };
+  if (r.corrupt !== undefined) return { kind: 'corrupt', actual: r.corrupt };
+  if (r.error !== undefined) return { kind: 'failed', error: Object.assign(new Error(r.error.message), { code: r.error.code, syscall: r.error.syscall, path: r.error.path }) };
+  return { kind: 'written' };
+};
+
+const dropFileDownload = (id: number, f: FileDownloadState, error: Error | undefined): void => {
+  fileDownloads.delete(id);
+  for (const done of f.jobs.values()) done({ kind: 'lost' });
+  f.jobs.clear();
+  if (error !== undefined) f.settle.reject(error);
+  else f.settle.resolve(); // cancelled: nobody waits for more
+  settleIdle();
+};
+
+const onFileMessage = (m: Exclude<FromWorker, { readonly results: ReadonlyArray<WireResult> }>, f: FileDownloadState): void => {
+  if ('error' in m || 'answer' in m) {
+    dropFileDownload(m.id, f, 'answer' in m ? storeAnswerError(m.answer.statusCode, m.answer.body) : errorOf(m.error));
+  } else if ('end' in m) {
+    f.received = true;
+    f.settle.resolve();
+    settleIdle();
+  }
+};
+
 const onMessage = (m: FromWorker): void => {
+  if ('results' in m) {
+    for (const r of m.results) {
+      const f = fileDownloads.get(r.id);
+      const done = f?.jobs.get(r.key);
+      if (f === undefined || done === undefined) continue;
+      f.jobs.delete(r.key);
+      done(resultOf(r));
+    }
+    settleIdle();
+    return;
+  }
+  const f = fileDownloads.get(m.id);
+  if (f !== undefined) return onFileMessage(m, f);
   const d = downloads.get(m.id);
   if (d === undefined) return;
   if ('error' in m || 'answer' in m) {
@@ -227,6 +544,7 @@ const onMessage = (m: FromWorker): void => {
 
 const failAll = (error: Error): void => {
   worker = undefined;
+  for (const [id, f] of [...fileDownloads]) dropFileDownload(id, f, error);
   for (const [id, d] of [...downloads]) {
     downloads.delete(id);
     if (d.failed !== undefined) d.failed(error);
@@ -273,6 +591,59 @@ export const downloadOffThread = (url: string): Promise<Readable> =>
     downloads.set(id, { started: resolve, failed: reject, stream: undefined, unacknowledged: 0, held: 0 });
     w.postMessage({ op: 'get', id, url, window: WINDOW_BYTES });
   });
+
+/**
+ * GETs the pack at `url` (presigned; it may still be coming) on the download worker, whose blobs
+ * go into files there (see FileDownload). A store's error answer or a failed connection rejects
+ * `received` with an Error carrying the S3 `code` and `statusCode`; the files asked then are lost.
+ */
+export const downloadToFilesOffThread = (url: Promise<string>): FileDownload => {
+  const w = running();
+  w.ref();
+  const id = nextId++;
+  let settle: FileDownloadState['settle'] = { resolve: () => undefined, reject: () => undefined };
+  const received = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+  received.catch(() => undefined); // a failure is also every file's `lost`: nobody need wait for this
+  const f: FileDownloadState = { jobs: new Map(), received: false, settle };
+  fileDownloads.set(id, f);
+  // In order, once the URL is there: the start, then what was asked meanwhile.
+  let outbox: unknown[] | undefined = [];
+  const send = (message: unknown): void => {
+    if (outbox !== undefined) outbox.push(message);
+    else if (fileDownloads.has(id)) post(message);
+  };
+  url.then(
+    (u) => {
+      const queued = outbox ?? [];
+      outbox = undefined;
+      if (!fileDownloads.has(id)) return;
+      post({ op: 'files', id, url: u, window: WINDOW_BYTES });
+      for (const message of queued) post(message);
+    },
+    (e: unknown) => {
+      outbox = undefined;
+      if (fileDownloads.has(id)) dropFileDownload(id, f, e instanceof Error ? e : new Error(String(e)));
+    },
+  );
+  return {
+    received,
+    plan: (blobs) => send({ op: 'plan', id, blobs }),
+    write: (index, file) =>
+      new Promise<FileResult>((resolve) => {
+        if (!fileDownloads.has(id)) return resolve({ kind: 'lost' });
+        const key = nextKey++;
+        f.jobs.set(key, resolve);
+        worker?.ref();
+        send({ op: 'file', id, blob: index, key, file });
+      }),
+    skip: (index) => send({ op: 'skip', id, blob: index }),
+    cancel: () => {
+      if (!fileDownloads.has(id)) return;
+      send({ op: 'cancel', id });
+      dropFileDownload(id, f, undefined);
+    },
+  };
+};
 
 /** Stops the worker now (tests, or a shutdown); downloads under way fail. */
 export const stopDownloadWorker = async (): Promise<void> => {

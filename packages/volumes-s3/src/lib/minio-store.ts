@@ -6,7 +6,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { Client } from 'minio';
 import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
-import { downloadOffThread } from './download-worker';
+import { downloadOffThread, downloadToFilesOffThread, type FileDownload } from './download-worker';
 import { storeAnswerError, toS3Error, type S3Error } from './errors';
 import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
 import { presignedGetUrl, type SigningStore } from './presign';
@@ -220,6 +220,9 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       downloadOffThread(presignedGetUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? (await clientOf().presignedGetObject(bucket, key, PRESIGNED_SECONDS))),
     );
 
+  const downloadToFiles = (key: string): FileDownload =>
+    downloadToFilesOffThread((async () => presignedGetUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? clientOf().presignedGetObject(bucket, key, PRESIGNED_SECONDS))());
+
   const remove = (key: string): TE.TaskEither<S3Error, void> =>
     call('remove', key)(() => clientOf().removeObject(bucket, key));
 
@@ -236,5 +239,5 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       return n;
     });
 
-  return { stat, put, get, getOffThread, remove, list };
+  return { stat, put, get, getOffThread, downloadToFiles, remove, list };
 };

@@ -1,5 +1,6 @@
 import type { Readable } from 'node:stream';
 import type * as TE from 'fp-ts/TaskEither';
+import type { FileDownload } from './download-worker';
 import type { S3Error } from './errors';
 
 export interface ObjectInfo {
@@ -53,6 +54,12 @@ export interface ObjectStore {
    * for its own work. The same failures and the same bytes as `get`.
    */
   readonly getOffThread?: (key: string) => TE.TaskEither<S3Error, Readable>;
+  /**
+   * Downloads an object on another thread, which writes its parts (blobs of a pack) into new
+   * files there (see download-worker.ts): the bytes never come to the caller's thread. Its
+   * failures come as files `lost` (the caller reads those blobs another way).
+   */
+  readonly downloadToFiles?: (key: string) => FileDownload;
   /** Removing a missing key succeeds (S3 semantics). */
   remove(key: string): TE.TaskEither<S3Error, void>;
   /** Streams the keys under `prefix` (recursively), awaiting `visit` before reading on. */

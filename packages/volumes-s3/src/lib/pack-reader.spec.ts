@@ -84,6 +84,63 @@ describe('pack reader', () => {
     expect(gets(store, late.pack)).toBe(2);
   });
 
+  /** The bodies the store handed out, per key, to see which were dropped (destroyed). */
+  const recordBodies = (store: MemoryObjectStore): Map<string, Readable[]> => {
+    const bodies = new Map<string, Readable[]>();
+    const get = store.get.bind(store);
+    store.get = (key) => async () => {
+      const got = await get(key)();
+      if (E.isRight(got)) bodies.set(key, [...(bodies.get(key) ?? []), got.right]);
+      return got;
+    };
+    return bodies;
+  };
+
+  it('open starts a pack ahead of its plan: the plan streams that download (one GET) and takes its blobs out of it', async () => {
+    const store = makeMemoryObjectStore();
+    store.chunkBytes = 1000;
+    const packs = makePacks(store, 2);
+    const bodies = recordBodies(store);
+    reader = await open(store, { capacityBytes: 64 * BLOB_BYTES });
+    reader.open(packs.map((p) => ({ pack: p.id, size: BLOB_BYTES * BLOBS_PER_PACK })));
+    await until(() => packs.every((p) => gets(store, p.id) === 1));
+    // Opened, but nothing is taken out before the plans: no blob is read yet.
+    for (const p of packs) expect((bodies.get(`packs/${p.id}`)?.[0] as Readable).readableDidRead).toBe(false);
+    reader.prefetch(packs.map((p) => ({ pack: p.id, size: BLOB_BYTES * BLOBS_PER_PACK, blobs: p.blobs })));
+    for (const p of packs) for (const b of p.blobs) expect((await readBytes(reader, b)).equals(b.bytes)).toBe(true);
+    for (const p of packs) expect(gets(store, p.id)).toBe(1);
+  });
+
+  it('opens at most as many packs as stream at once, none too big to keep, and drops those no plan claims in time', async () => {
+    const store = makeMemoryObjectStore();
+    const packs = makePacks(store, 5);
+    const bodies = recordBodies(store);
+    reader = await open(store, { capacityBytes: 64 * BLOB_BYTES, staleMs: 100 });
+    reader.open([{ pack: packs[0]?.id as PackId, size: 2 * 1024 * 1024 }, ...packs.slice(1).map((p) => ({ pack: p.id, size: BLOB_BYTES * BLOBS_PER_PACK }))]);
+    await until(() => bodies.size === 3);
+    await new Promise((r) => setTimeout(r, 50));
+    expect([...bodies.keys()].sort()).toEqual(packs.slice(1, 4).map((p) => `packs/${p.id}`));
+    await until(() => [...bodies.values()].every((b) => b[0]?.destroyed === true));
+    expect([...bodies.values()].map((b) => b[0]?.destroyed)).toEqual([true, true, true]);
+    // A plan that comes after all downloads its pack again, and reads its blobs.
+    const late = packs[1] as (typeof packs)[number];
+    reader.prefetch([{ pack: late.id, size: BLOB_BYTES * BLOBS_PER_PACK, blobs: late.blobs }]);
+    for (const b of late.blobs) expect((await readBytes(reader, b)).equals(b.bytes)).toBe(true);
+    expect(gets(store, late.id)).toBe(2);
+  });
+
+  it('close drops the packs opened ahead', async () => {
+    const store = makeMemoryObjectStore();
+    const packs = makePacks(store, 2);
+    const bodies = recordBodies(store);
+    const opened = await open(store, { capacityBytes: 64 * BLOB_BYTES });
+    opened.open(packs.map((p) => ({ pack: p.id, size: BLOB_BYTES * BLOBS_PER_PACK })));
+    await until(() => bodies.size === 2);
+    await opened.close();
+    await until(() => [...bodies.values()].every((b) => b[0]?.destroyed === true));
+    expect([...bodies.values()].map((b) => b[0]?.destroyed)).toEqual([true, true]);
+  });
+
   it('keeps announced reads that are being made, however long they take', async () => {
     const store = makeMemoryObjectStore();
     store.chunkBytes = 1000;

@@ -9,7 +9,7 @@ import type { PackId } from './pack-format';
 import type { BlobLocation } from './pack-index';
 
 /** Packs streamed at once ahead of the reads (one 8 MiB GET at a time ran at a third of the rate of 8). */
-const PREFETCH_CONCURRENCY = 3;
+export const PREFETCH_CONCURRENCY = 3;
 
 export interface PackReaderDeps {
   readonly store: ObjectStore;
@@ -61,6 +61,14 @@ export interface PackReader {
   evict(id: PackId): void;
   /** Announces reads: these packs are streamed in this order, and these blobs kept for their reads. Failures are left to the reads. */
   prefetch(plans: ReadonlyArray<PackPlan>): void;
+  /**
+   * Opens the streams of these packs now, for plans a `prefetch` brings soon (a restore that is
+   * still walking its metadata): the first bytes are on their way when the plans come. Nothing
+   * is taken out of such a stream before its plan, so it holds only what the store's
+   * back-pressure lets in. At most as many as stream at once; one no plan claims within
+   * `staleMs` (or at close) is dropped.
+   */
+  open(packs: ReadonlyArray<{ readonly pack: PackId; readonly size: number }>): void;
   close(): Promise<void>;
 }
 
@@ -124,6 +132,23 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     }
   };
 
+  // ---- streams opened ahead of their plans (`open`)
+  const early = new Map<PackId, { readonly body: Promise<Readable | undefined>; readonly at: number }>();
+  const openBody = (id: PackId): Promise<Readable> =>
+    pipe(
+      // Off the main thread where the store can: these streams are most of a restore's bytes.
+      deps.store.getOffThread !== undefined ? deps.store.getOffThread(deps.keyOf(id)) : deps.store.get(deps.keyOf(id)),
+      TE.getOrElse((e) => {
+        throw e;
+      }),
+    )();
+  const dropEarly = (id: PackId): void => {
+    const opened = early.get(id);
+    if (opened === undefined) return;
+    early.delete(id);
+    void opened.body.then((body) => body?.destroy());
+  };
+
   const runStream = async (s: Stream): Promise<void> => {
     const { plan } = s;
     const blobs = plan.blobs;
@@ -133,13 +158,10 @@ const packReader = (deps: PackReaderDeps): PackReader => {
     let partial: Buffer[] | undefined;
     let position = 0; // of the pack, at the start of the chunk
     try {
-      // Off the main thread where the store can: these streams are most of a restore's bytes.
-      const body = await pipe(
-        deps.store.getOffThread !== undefined ? deps.store.getOffThread(deps.keyOf(plan.pack)) : deps.store.get(deps.keyOf(plan.pack)),
-        TE.getOrElse((e) => {
-          throw e;
-        }),
-      )();
+      const opened = early.get(plan.pack);
+      early.delete(plan.pack);
+      // An early open that failed is tried again: it may have been a passing failure.
+      const body = (await opened?.body) ?? (await openBody(plan.pack));
       s.body = body;
       for await (const chunk of body as AsyncIterable<Buffer>) {
         const end = position + chunk.length;
@@ -250,6 +272,7 @@ const packReader = (deps: PackReaderDeps): PackReader => {
       s.body?.destroy(); // its loop ends; what it still had to bring is read the other way
       s.wake?.();
     }
+    for (const [id, opened] of early) if (opened.at < before) dropEarly(id);
     for (const [id, at] of packUse) if (at < before && !streamOf.has(id)) packUse.delete(id);
     wakeStreams();
     pump();
@@ -363,8 +386,17 @@ const packReader = (deps: PackReaderDeps): PackReader => {
       sweep();
       pump();
     },
+    open: (packs) => {
+      for (const { pack, size } of packs) {
+        if (closed || early.size >= PREFETCH_CONCURRENCY) return;
+        if (size > deps.wholePackMax || early.has(pack) || streamOf.has(pack) || queued.some((q) => q.pack === pack)) continue;
+        // A failed open is left to the stream that would use it (it opens again).
+        early.set(pack, { body: openBody(pack).catch(() => undefined), at: Date.now() });
+      }
+    },
     close: async () => {
       closed = true;
+      for (const id of [...early.keys()]) dropEarly(id);
       clearInterval(sweeper);
       queued.length = 0;
       wakeStreams();

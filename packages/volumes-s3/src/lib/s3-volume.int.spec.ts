@@ -1,6 +1,6 @@
 // Against the real S3 server: eval "$(tools/services/s3-server.sh start)" first.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -22,7 +22,8 @@ import { ensureBucket, listBuckets } from './archives';
 import type { S3StoreConfig, S3VolumeConfig } from './config';
 import type { S3Error } from './errors';
 import { makeMinioStore } from './minio-store';
-import { makeS3Volume, type S3Volume } from './s3-volume';
+import type { ObjectStore } from './object-store';
+import { makeS3Volume, makeS3VolumeWith, type S3Volume } from './s3-volume';
 import { corruptStoredBlob, storedBlob, testServer } from './test-server.spec-helper';
 
 const MiB = 1024 * 1024;
@@ -123,6 +124,47 @@ describe('S3 volume with its write cache, on the S3 server', () => {
       expect((await expectRight(reader.stat(d))).size).toBe(bytes.length);
       expect((await readAll(await expectRight(reader.get(d)))).equals(bytes)).toBe(true);
     }
+    await expectRight(reader.close());
+  });
+
+  it('a restore into files: each announced pack is downloaded once, on the download worker, which writes every file', async () => {
+    const prefix = freshPrefix();
+    const packSize = 64 * 1024;
+    const writer = await open(configFor(prefix, freshDir(), { packSize }));
+    const contents = Array.from({ length: 40 }, (_, i) => (i % 3 === 0 ? pseudoRandomBytes(2000 + i * 700, 300 + i) : mailLikeText(1500 + i * 900, 300 + i)));
+    for (const bytes of contents) await expectRight(writer.put(streamOf(bytes)));
+    await expectRight(writer.drain({ timeoutMs: 60_000 }));
+    await expectRight(writer.close());
+
+    // A new machine, whose store counts what the volume asks of it.
+    const config = configFor(prefix, freshDir(), { packSize });
+    const minio = makeMinioStore(config, { uploadTimeoutMs: () => 60_000 });
+    const asked: string[] = [];
+    const counted: ObjectStore = {
+      ...minio,
+      get: (key) => (asked.push(`get ${key}`), minio.get(key)),
+      getOffThread: (key) => (asked.push(`getOffThread ${key}`), (minio.getOffThread as NonNullable<ObjectStore['getOffThread']>)(key)),
+      downloadToFiles: (key) => (asked.push(`files ${key}`), (minio.downloadToFiles as NonNullable<ObjectStore['downloadToFiles']>)(key)),
+    };
+    const reader = await expectRight(makeS3VolumeWith(config, counted));
+    const writeToFile = reader.writeToFile?.bind(reader);
+    if (writeToFile === undefined) throw new Error('an unencrypted S3 volume writes files');
+    const dir = freshDir();
+    // Shuffled, with one message twice, as a restore's list is.
+    const list = [...contents.map((_, i) => (i * 17) % 40), 5].map((i) => sha256Hex(contents[i] as Buffer));
+    const order = (await reader.readOrder?.(list)) ?? [];
+    const ordered = order.map((i) => list[i] as Digest);
+    reader.warmUp?.(list.slice(0, 8), { into: 'files' });
+    reader.prefetch?.(ordered, { into: 'files' });
+    const mtimeMs = Date.UTC(2025, 0, 2, 3, 4, 5);
+    await Promise.all(ordered.map(async (d, k) => expectRight(writeToFile(d, { path: path.join(dir, `m${k}`), mode: 0o600, mtimeMs }))));
+    for (const [k, d] of ordered.entries()) expect(sha256Hex(readFileSync(path.join(dir, `m${k}`)))).toBe(d);
+    const packReads = asked.filter((a) => a.includes('/packs/'));
+    const packs = new Set(packReads.map((a) => a.split(' ')[1]));
+    expect(packs.size).toBeGreaterThan(2);
+    // Each pack once, into files: no read of a pack another way.
+    expect(packReads.filter((a) => a.startsWith('files ')).length).toBe(packs.size);
+    expect(packReads.filter((a) => !a.startsWith('files '))).toEqual([]);
     await expectRight(reader.close());
   });
 

@@ -214,6 +214,40 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     expect(packGets()).toBe(packs);
   });
 
+  it('warmUp opens the first packs of a list before its prefetch, which then streams them without a second GET', async () => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    const contents = Array.from({ length: 48 }, (_, i) => mailLikeText(4000 + i * 50, 1500 + i)); // ~4 packs
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await expectRight(volume.close());
+    await fsp.rm(dir, { recursive: true, force: true }); // a new machine: every read from the store
+    volume = await open({ packSize: 64 * 1024 });
+    const shuffled = contents.map((bytes, i) => ({ bytes, key: (i * 7919) % 48 })).sort((a, b) => a.key - b.key).map((e) => e.bytes);
+    const digests = shuffled.map(sha256Hex);
+    const packOf = async (d: Digest): Promise<string> => ((await expectRight(volume.locate(d))) ?? { key: '' }).key;
+    // The packs of the list's first blobs, in the order the list first needs them.
+    const firstPacks: string[] = [];
+    for (const d of digests.slice(0, 16)) {
+      const key = await packOf(d);
+      if (!firstPacks.includes(key)) firstPacks.push(key);
+    }
+    const getsOf = (key: string): number => store.calls.filter((c) => c.op === 'get' && c.key === key).length;
+    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
+    volume.warmUp?.(digests.slice(0, 16));
+    const opened = firstPacks.slice(0, 3);
+    for (let i = 0; i < 100 && packGets() < opened.length; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(opened.map(getsOf)).toEqual(opened.map(() => 1)); // opened ahead, the first three only
+    expect(packGets()).toBe(opened.length);
+    const order = (await volume.readOrder?.(digests)) ?? [];
+    const ordered = order.map((i) => digests[i] as Digest);
+    volume.prefetch?.(ordered);
+    const read = await Promise.all(ordered.map(async (d) => readAll(await expectRight(volume.get(d)))));
+    read.forEach((bytes, k) => expect(sha256Hex(bytes)).toBe(ordered[k]));
+    const packs = new Set(await Promise.all(digests.map(packOf)));
+    expect(packGets()).toBe(packs.size); // each pack once: the ones opened ahead were streamed by the prefetch
+  });
+
   it('readOrder puts the blobs of each pack together, by offset; announced reads take each blob out of its pack stream, also across the chunks of a body', async () => {
     await expectRight(volume.close());
     volume = await open({ packSize: 64 * 1024 });

@@ -10,6 +10,8 @@ import {
   putFileThroughStream,
   readWholeThroughStream,
   sourceUnreadable,
+  writeToFileThroughGet,
+  type BlobFile,
   type BlobStat,
   type BlobVolume,
   type Digest,
@@ -30,8 +32,9 @@ import { makeMinioStore } from './minio-store';
 import type { ObjectStore } from './object-store';
 import { decodeIndexObject, indexPrefix, packIdOfIndexKey, packIdOfKey, packKey, packsPrefix, type PackId } from './pack-format';
 import { openPackIndex, type BlobLocation, type PackIndex } from './pack-index';
+import { makeFileRestorer } from './file-restore';
 import { makeMd5Worker } from './md5-worker';
-import { makePackReader, type PackPlan, type PackReader } from './pack-reader';
+import { makePackReader, PREFETCH_CONCURRENCY, type PackPlan, type PackReader } from './pack-reader';
 import { makeUploader, type UploadStatus, type Uploader } from './uploader';
 import { verifiedStream } from './verify-stream';
 
@@ -96,12 +99,15 @@ export const makeS3VolumeWith = (
         keyOf: (id) => packKey(c.prefix, id),
         legacyDir: path.join(c.cacheDir, 'packs'),
         capacityBytes: c.readCacheBytes ?? READ_CACHE_BYTES,
-        wholePackMax: 2 * (c.packSize ?? DEFAULT_PACK_SIZE),
+        wholePackMax: wholePackMaxOf(c),
         storeError: (e, loc) => toVolumeError(e, loc.digest),
       }),
     ),
     TE.map(({ c, cache, index, reader }) => assemble(c, store, key, cache, index, reader)),
   );
+
+/** Packs larger than this hold one big blob: its reads stream it (never kept whole, never prefetched). */
+const wholePackMaxOf = (c: S3VolumeConfig): number => 2 * (c.packSize ?? DEFAULT_PACK_SIZE);
 
 /** Opens the S3 volume described by `config` (decoded with `S3VolumeConfig`). Does not contact the store. */
 export const makeS3Volume = (config: S3VolumeConfig): TE.TaskEither<VolumeError, S3Volume> =>
@@ -144,6 +150,7 @@ const assemble = (
 ): S3Volume => {
   const sealedStore = key === undefined ? store : makeEncryptedObjectStore(store, key);
   const packSize = c.packSize ?? DEFAULT_PACK_SIZE;
+  const wholePackMax = wholePackMaxOf(c);
 
   // The bucket's index objects into the local index, once (a new machine, a lost cache).
   let syncing: Promise<E.Either<VolumeError, void>> | undefined;
@@ -467,6 +474,44 @@ const assemble = (
         );
 
   const throughStream = readWholeThroughStream(get);
+
+  // Restores into files: each announced pack is downloaded on the download worker, which writes
+  // its blobs into the files (see file-restore.ts). Not for sealed blobs: the worker does not
+  // decrypt; their restores read through get.
+  const downloadToFiles = store.downloadToFiles;
+  const files =
+    key === undefined && downloadToFiles !== undefined
+      ? makeFileRestorer({ download: (id) => downloadToFiles(packKey(c.prefix, id)), concurrency: PREFETCH_CONCURRENCY })
+      : undefined;
+  const writeThroughGet = writeToFileThroughGet(get);
+  const writeToFile = (d: Digest, file: BlobFile): TE.TaskEither<VolumeError, void> => async () => {
+    await announcing; // the plans of a prefetch just made
+    const written = files === undefined ? ({ kind: 'unannounced' } as const) : await files.write(d, file);
+    switch (written.kind) {
+      case 'written':
+        return E.right(undefined);
+      case 'corrupt':
+        return E.left({ _tag: 'BlobCorrupt', op: 'get', key: d, cause: new Error(`content hashes to ${written.actual}`) });
+      case 'failed':
+        return E.left({ _tag: 'VolumeIOError', op: 'writeFile', key: file.path, cause: written.error });
+      default:
+        // Not announced, in the write cache, or its download failed: read it the other way.
+        return writeThroughGet(d, file)();
+    }
+  };
+  /** The blobs of a list by pack, in the order the list first needs each pack; each with how many times the list has it. */
+  const plansOf = async (digests: readonly Digest[]): Promise<Array<{ pack: PackId; blobs: Array<BlobLocation & { wanted: number }> }>> => {
+    const plans = new Map<PackId, Map<Digest, BlobLocation & { wanted: number }>>();
+    for (const loc of await locateAll(digests)) {
+      if (loc === undefined) continue;
+      const blobs = plans.get(loc.pack) ?? new Map<Digest, BlobLocation & { wanted: number }>();
+      plans.set(loc.pack, blobs);
+      const known = blobs.get(loc.digest);
+      if (known !== undefined) known.wanted++;
+      else blobs.set(loc.digest, { ...loc, wanted: 1 });
+    }
+    return [...plans].map(([pack, blobs]) => ({ pack, blobs: [...blobs.values()].sort((a, b) => a.offset - b.offset) }));
+  };
   // From the bucket, the parts a prefetched pack's stream brought, as they are; the cache's
   // blobs (not uploaded yet) and sealed ones go through a stream.
   const readWhole = (d: Digest): TE.TaskEither<VolumeError, ReadonlyArray<Buffer>> =>
@@ -543,6 +588,7 @@ const assemble = (
     has,
     get,
     readWhole,
+    ...(files === undefined ? {} : { writeToFile }),
     stat,
     delete: del,
     list,
@@ -555,6 +601,7 @@ const assemble = (
           TE.tryCatch(
             async () => {
               hints.clear();
+              files?.close();
               await reader.close();
               await index.close();
               await md5Worker.stop();
@@ -583,11 +630,18 @@ const assemble = (
         return asGiven; // an order only: the reads report what is wrong
       }
     },
-    prefetch: (digests) => {
+    prefetch: (digests, readHints) => {
       const previous = announcing;
       announcing = (async () => {
         await previous;
         if (E.isLeft(await ensureSynced()())) return;
+        if (readHints?.into === 'files' && files !== undefined) {
+          const plans = await plansOf(digests);
+          const small: typeof plans = [];
+          for (const plan of plans) if (((await index.packMeta(plan.pack))?.size ?? Infinity) <= wholePackMax) small.push(plan);
+          files.announce(small); // big packs (one big blob each) are read through get
+          return;
+        }
         // Packs in the order the list first needs them, each with the blobs wanted of it.
         const plans = new Map<PackId, BlobLocation[]>();
         for (const loc of await locateAll(digests)) {
@@ -602,6 +656,24 @@ const assemble = (
           if (meta !== undefined) known.push({ pack, size: meta.size, blobs: blobs.sort((a, b) => a.offset - b.offset) });
         }
         reader.prefetch(known);
+      })().catch(() => undefined); // a hint: the reads report what is wrong
+    },
+    warmUp: (digests, readHints) => {
+      const previous = announcing;
+      announcing = (async () => {
+        await previous;
+        if (E.isLeft(await ensureSynced()())) return;
+        // The packs in the order the list first needs them, as `readOrder` ranks them: the first
+        // of a list's prefix are the first of the whole list, whose prefetch then finds them open.
+        const packs: PackId[] = [];
+        for (const loc of await locateAll(digests)) if (loc !== undefined && !packs.includes(loc.pack)) packs.push(loc.pack);
+        const sized: Array<{ pack: PackId; size: number }> = [];
+        for (const pack of packs.slice(0, PREFETCH_CONCURRENCY)) {
+          const meta = await index.packMeta(pack);
+          if (meta !== undefined) sized.push({ pack, size: meta.size });
+        }
+        if (readHints?.into === 'files' && files !== undefined) files.open(sized.filter((p) => p.size <= wholePackMax).map((p) => p.pack));
+        else reader.open(sized);
       })().catch(() => undefined); // a hint: the reads report what is wrong
     },
     locate: (d) =>
