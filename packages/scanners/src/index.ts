@@ -14,6 +14,7 @@ export type {
   Source,
   RestoreTarget,
   MessageContent,
+  MessageFile,
 } from './lib/source';
 export { isHeldContent } from './lib/source';
 export { makeMaildirSource } from './lib/maildir/maildir-source';

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type * as TE from 'fp-ts/TaskEither';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
+import type { BlobFile } from '@zxbackup/volume-contract';
 
 /*
  * The seam between the scanners/restore engine and a mail server. A connector (maildir now;
@@ -116,6 +117,20 @@ export type MessageContent = Readable | ReadonlyArray<Buffer>;
 /** Whether the content is held in memory (its parts), not streamed. */
 export const isHeldContent = (content: MessageContent): content is ReadonlyArray<Buffer> => Array.isArray(content);
 
+/** A message for `writeMessageFile`: what the target needs to name it, and what writes its file. */
+export interface MessageFile {
+  /** The message's size in bytes (what `fill` writes). */
+  readonly size: number;
+  readonly flags: ReadonlyArray<string>;
+  readonly receivedAt: number;
+  /**
+   * Creates the file (exclusively, with the mode, owner and mtime asked for) and writes the whole
+   * message into it; resolves once it is complete (not durable: the target syncs). On failure it
+   * leaves no file, and rejects with the file system's error (errno `code`) when the file failed.
+   */
+  readonly fill: (file: BlobFile) => Promise<void>;
+}
+
 /** Where a restore writes. The restore engine never overwrites what already exists. */
 export interface RestoreTarget {
   readonly uri: string;
@@ -135,6 +150,14 @@ export interface RestoreTarget {
     folderPath: string,
     message: { readonly content: MessageContent; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
   ): TE.TaskEither<SourceError, { readonly sourceKey: string }>;
+  /**
+   * Like `writeMessage`, but the target never gets the bytes: it names a new file and `fill`
+   * writes the message into it (a volume writing straight from its downloads). `fill` is called
+   * once, before the returned task resolves, and may still be running then: the message becomes
+   * visible (committed) only once `fill` resolved; a `fill` that fails fails the commit (`flush`,
+   * or a later write that commits a group) and leaves nothing visible.
+   */
+  writeMessageFile?(account: AccountId, folderPath: string, message: MessageFile): TE.TaskEither<SourceError, { readonly sourceKey: string }>;
   /** What the folder holds now (to skip messages already there). Empty when the folder is missing. */
   listMessages(account: AccountId, folderPath: string): TE.TaskEither<SourceError, ReadonlyArray<MessageEntry>>;
   /** Make every message written so far durable and visible (targets that group their writes). */

@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { join } from 'node:path';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
+import type { BlobFile } from '@zxbackup/volume-contract';
 import type { ScanEvent } from '../source';
 import { makeMaildirSource } from './maildir-source';
 import { makeMaildirTarget, OFF_THREAD_MAX_BYTES } from './maildir-target';
@@ -110,6 +111,124 @@ describe('maildir restore target', () => {
     const flushed = await (target.flush?.() ?? TE.right(undefined))();
     expect(E.isLeft(flushed) && flushed.left.message).toMatch(/tmp\//);
     expect(readdirSync(join(maildir, 'cur'))).toHaveLength(1);
+  });
+
+  describe('writeMessageFile (the file path: a volume writes the file)', () => {
+    /** A fill as a volume does it: a new file (exclusively), its bytes, mode and mtime. */
+    const writeFile = (file: BlobFile, body: Buffer): void => {
+      writeFileSync(file.path, body, { flag: 'wx', mode: file.mode });
+      utimesSync(file.path, file.mtimeMs / 1000, file.mtimeMs / 1000);
+    };
+    const deferred = (): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } => {
+      let resolve = (): void => undefined;
+      let reject = (_e: Error): void => undefined;
+      const promise = new Promise<void>((res, rej) => {
+        resolve = res;
+        reject = rej;
+      });
+      return { promise, resolve, reject };
+    };
+
+    it('names a new file in tmp/ for fill, does not wait for it, and commits it into cur/ with its flags, size and date', async () => {
+      const root = tmp.make();
+      const target = makeMaildirTarget({ root });
+      await run(target.ensureAccount(BOB, account));
+      await run(target.ensureFolder(BOB, 'Projects/2026', folder('Projects/2026')));
+      const maildir = join(root, 'alpha.test', 'bob', 'Maildir');
+      const asked: BlobFile[] = [];
+      const pending: Array<() => void> = [];
+      const keys: string[] = [];
+      for (const m of [MESSAGES[0], MESSAGES[3]]) {
+        if (m === undefined) continue;
+        const body = Buffer.from(m.body);
+        const done = deferred();
+        const fill = (file: BlobFile): Promise<void> => {
+          asked.push(file);
+          // Fresh: nothing there yet; the volume creates it.
+          expect(existsSync(file.path)).toBe(false);
+          pending.push(() => {
+            writeFile(file, body);
+            done.resolve();
+          });
+          return done.promise;
+        };
+        const r = await run(target.writeMessageFile?.(BOB, m.path, { size: body.length, flags: m.flags, receivedAt: m.receivedAt, fill }) ?? TE.left('no writeMessageFile'));
+        keys.push(r.sourceKey);
+      }
+      // Both returned while their files are still to be written.
+      expect(asked).toHaveLength(2);
+      expect(asked[0]?.path.startsWith(`${maildir}/tmp/`)).toBe(true);
+      expect(asked[1]?.path.startsWith(`${join(maildir, '.Projects.2026')}/tmp/`)).toBe(true);
+      expect(asked.map((f) => [f.mode, f.mtimeMs])).toEqual([
+        [0o600, MESSAGES[0]?.receivedAt],
+        [0o600, MESSAGES[3]?.receivedAt],
+      ]);
+      expect(keys.map((k) => k.split(',S=')[1])).toEqual([String(Buffer.byteLength(MESSAGES[0]?.body ?? '')), String(Buffer.byteLength(MESSAGES[3]?.body ?? ''))]);
+      // The flush waits for the fills.
+      let flushed = false;
+      const flushing = (target.flush?.() ?? TE.right(undefined))().then((r) => ((flushed = true), r));
+      await new Promise((r) => setTimeout(r, 20));
+      expect(flushed).toBe(false);
+      expect(readdirSync(join(maildir, 'cur'))).toEqual([]);
+      for (const p of pending) p();
+      expectRight(await flushing);
+      expect(readdirSync(join(maildir, 'tmp'))).toEqual([]);
+      expect(readdirSync(join(maildir, 'cur'))).toEqual([`${keys[0]}:2,FS`]);
+      const inbox = join(maildir, 'cur', `${keys[0]}:2,FS`);
+      expect(readFileSync(inbox, 'utf8')).toBe(MESSAGES[0]?.body);
+      expect(statSync(inbox).mtimeMs).toBe(MESSAGES[0]?.receivedAt);
+      // Keywords get letters from the folder's table, as writeMessage gives them.
+      const [entry] = await run(target.listMessages(BOB, 'Projects/2026'));
+      expect(entry).toMatchObject({ sourceKey: keys[1], flags: [...(MESSAGES[3]?.flags ?? [])].sort(), receivedAt: MESSAGES[3]?.receivedAt, size: Buffer.byteLength(MESSAGES[3]?.body ?? '') });
+      expect(readFileSync(join(maildir, '.Projects.2026', 'dovecot-keywords'), 'utf8')).toBe('0 $label1\n1 Urgent\n');
+    });
+
+    it('a fill that fails fails the flush once its group settled; nothing of the group is renamed into cur/', async () => {
+      const root = tmp.make();
+      const target = makeMaildirTarget({ root, syncfs: 'never' });
+      await run(target.ensureAccount(BOB, account));
+      const maildir = join(root, 'alpha.test', 'bob', 'Maildir');
+      const fine = (file: BlobFile): Promise<void> => Promise.resolve(writeFile(file, Buffer.from('fine\r\n')));
+      await run(target.writeMessageFile?.(BOB, 'INBOX', { size: 6, flags: [], receivedAt: 0, fill: fine }) ?? TE.left('no writeMessageFile'));
+      // A fill that wrote part of its file, then failed (a volume that does not clean up).
+      const broken = Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' });
+      await run(
+        target.writeMessageFile?.(BOB, 'INBOX', {
+          size: 100,
+          flags: ['\\Seen'],
+          receivedAt: 0,
+          fill: (file) => {
+            writeFile(file, Buffer.from('part'));
+            return Promise.reject(broken);
+          },
+        }) ?? TE.left('no writeMessageFile'),
+      );
+      // A slow one of the same group: the flush reports only once it is done.
+      const slow = deferred();
+      let slowDone = false;
+      await run(
+        target.writeMessageFile?.(BOB, 'INBOX', {
+          size: 6,
+          flags: [],
+          receivedAt: 0,
+          fill: (file) => {
+            setTimeout(() => {
+              writeFile(file, Buffer.from('slow\r\n'));
+              slowDone = true;
+              slow.resolve();
+            }, 30);
+            return slow.promise;
+          },
+        }) ?? TE.left('no writeMessageFile'),
+      );
+      const flushed = await (target.flush?.() ?? TE.right(undefined))();
+      expect(slowDone).toBe(true);
+      expect(E.isLeft(flushed) && flushed.left).toMatchObject({ _tag: 'SourceIOError', op: 'flush', cause: { code: 'ENOSPC' } });
+      expect(readdirSync(join(maildir, 'cur'))).toEqual([]);
+      // What the fills wrote stays in tmp/ (Dovecot removes it after 36 hours), none of it renamed.
+      expect(readdirSync(join(maildir, 'tmp')).map((n) => readFileSync(join(maildir, 'tmp', n), 'utf8')).sort()).toEqual(['fine\r\n', 'part', 'slow\r\n']);
+      expect(await run(target.listMessages(BOB, 'INBOX'))).toEqual([]);
+    });
   });
 
   it('a message larger than the file writer takes streams into its file here, whole', async () => {

@@ -5,7 +5,7 @@ import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
-import { isHeldContent, type MessageContent, type MessageEntry, type RestoreTarget, type SourceError } from '../source';
+import { isHeldContent, type MessageContent, type MessageEntry, type MessageFile, type RestoreTarget, type SourceError } from '../source';
 import { encodeFlags, formatKeywordsFile, KEYWORDS_FILE, type KeywordTable } from './flags';
 import { addSubscription, INBOX_KEY, isFolderDirName, pathToFolderKey, SUBSCRIPTIONS_FILE } from './folders';
 import { fsError, isNotFound, makeKeyedMutex, readdirOrMissing, readTextOrMissing, statOrMissing } from './fs-util';
@@ -131,8 +131,12 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
   };
 
   const commitGroup = async (group: readonly HeldMessage[]): Promise<void> => {
-    // A file that could not be written fails its group here (the first failure is reported).
-    await Promise.all(group.map((m) => m.written));
+    // A file that could not be written fails its group here (the first failure is reported),
+    // once every file of the group settled: a failed commit leaves no write under way in tmp/
+    // (a restore that fails returns, and its caller may remove the tree).
+    const settled = await Promise.allSettled(group.map((m) => m.written));
+    const failed = settled.find((r) => r.status === 'rejected');
+    if (failed !== undefined) throw failed.reason;
     if (!(await syncWholeFileSystem(group.length))) await forEachConcurrent(group, PARALLEL_SYNCS, async (m) => fsyncPath(m.tmp));
     const curDirs = new Set<string>();
     // Synchronous: a rename within a folder is one short local syscall, cheaper than a round
@@ -297,6 +301,21 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
     return { size, written };
   };
 
+  /**
+   * A message whose file `fill` writes (a volume, from its own thread): started here and not
+   * waited for, like the file writer's (the group commit waits).
+   */
+  const fillTmpFile = (tmp: string, message: MessageFile): TmpFile => {
+    let written: Promise<void>;
+    try {
+      written = message.fill({ path: tmp, mode: FILE_MODE, ...(owner === undefined ? {} : { owner }), mtimeMs: message.receivedAt });
+    } catch (e) {
+      written = Promise.reject(e as Error);
+    }
+    written.catch(() => undefined); // awaited by the group's commit, which reports the failure
+    return { size: message.size, written };
+  };
+
   /** A large message: the chunks read so far, then the rest of its stream (if any), into its file on this thread. */
   const writeTmpFileHere = async (tmp: string, first: readonly Buffer[], rest: AsyncIterator<Buffer | Uint8Array> | undefined, receivedAt: number): Promise<TmpFile> => {
     let fd: number | undefined = openSync(tmp, 'wx', FILE_MODE);
@@ -370,10 +389,15 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
     );
   };
 
-  const writeMessage = (
+  /**
+   * A new message in the folder: its file made in tmp/ by `makeFile` (complete once its
+   * `written` settled) and held for the group commit, which renames it into cur/ with its flags.
+   */
+  const holdMessage = (
     account: AccountId,
     folderPath: string,
-    message: { readonly content: MessageContent; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
+    flags: ReadonlyArray<string>,
+    makeFile: (tmp: string) => TmpFile | Promise<TmpFile>,
   ): TE.TaskEither<SourceError, { readonly sourceKey: string }> =>
     pipe(
       folderDirOf(account, folderPath),
@@ -384,12 +408,12 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
           }
           if (!readyDirs.has(dir)) await mkdirs(join(dir, 'tmp'));
           readyDirs.add(dir);
-          const letters = await lettersFor(dir, message.flags, `${account}/${folderPath}`);
+          const letters = await lettersFor(dir, flags, `${account}/${folderPath}`);
           const base = uniqueBase();
           // Concatenated: `dir` is normalized already, and path.join on every message was a
           // measurable share of a restore's main-thread time.
           const tmp = `${dir}/tmp/${base}`;
-          const { size, written } = await writeTmpFile(tmp, message.content, message.receivedAt);
+          const { size, written } = await makeFile(tmp);
           const sourceKey = `${base},S=${size}`;
           held.push({ tmp, final: `${dir}/cur/${sourceKey}:2,${letters}`, written });
           heldBytes += size;
@@ -399,6 +423,16 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
         }),
       ),
     );
+
+  const writeMessage = (
+    account: AccountId,
+    folderPath: string,
+    message: { readonly content: MessageContent; readonly flags: ReadonlyArray<string>; readonly receivedAt: number },
+  ): TE.TaskEither<SourceError, { readonly sourceKey: string }> =>
+    holdMessage(account, folderPath, message.flags, (tmp) => writeTmpFile(tmp, message.content, message.receivedAt));
+
+  const writeMessageFile = (account: AccountId, folderPath: string, message: MessageFile): TE.TaskEither<SourceError, { readonly sourceKey: string }> =>
+    holdMessage(account, folderPath, message.flags, (tmp) => fillTmpFile(tmp, message));
 
   const listMessages = (account: AccountId, folderPath: string): TE.TaskEither<SourceError, ReadonlyArray<MessageEntry>> =>
     pipe(
@@ -429,7 +463,7 @@ export const makeMaildirTarget = (options: MaildirTargetOptions): RestoreTarget 
 
   const flush = (): TE.TaskEither<SourceError, void> => attempt('flush', root, commitHeld);
 
-  return { uri: `maildir://${root}`, accountHasContent, ensureAccount, ensureFolder, writeMessage, listMessages, flush };
+  return { uri: `maildir://${root}`, accountHasContent, ensureAccount, ensureFolder, writeMessage, writeMessageFile, listMessages, flush };
 };
 
 const isSourceError = (e: unknown): e is SourceError =>

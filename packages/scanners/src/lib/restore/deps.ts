@@ -32,6 +32,16 @@ export interface RestoreDeps {
    * (default 16): a remote volume's latency overlaps the writes.
    */
   readonly readAhead?: number;
+  /**
+   * Messages whose files are being written at once on the file path (the volume writes them:
+   * `writeToFile` and the target's `writeMessageFile`; default 512, see restore-account.ts).
+   */
+  readonly filesAhead?: number;
+  /**
+   * Messages planned before the volume hears of the first of them (`warmUp`, default 64): a
+   * remote volume opens their downloads while the rest of the account is walked.
+   */
+  readonly warmUpAfter?: number;
 }
 
 /** Runs a TaskEither inside restore code: a Left becomes a `RestoreAbort`. */

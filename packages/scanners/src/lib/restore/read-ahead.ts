@@ -1,5 +1,5 @@
 import type * as TE from 'fp-ts/TaskEither';
-import { readWholeThroughStream, type BlobVolume, type Digest, type VolumeError } from '@zxbackup/volume-contract';
+import { readWholeThroughStream, type BlobVolume, type Digest, type ReadHints, type VolumeError } from '@zxbackup/volume-contract';
 import type { MessageContent } from '../source';
 
 /** Blobs up to this size are fetched ahead into memory; bigger ones stream when their write starts. */
@@ -26,15 +26,18 @@ export const prefetchBlob = (
 
 /**
  * The items in the order the volume reads their blobs fastest (`readOrder`; as given without
- * it), those without a blob first, after telling the volume the list (`prefetch`). An S3 volume
+ * it), those without a blob first, after telling the volume the list (`prefetch`, with `hints`
+ * when given: `into: 'files'` for a list written with `writeToFile`). An S3 volume
  * orders pack by pack, so that its bounded read cache downloads each pack once: item ids are
  * hashes, so the store's order is random to the packs.
  */
-export const inReadOrder = async <I>(volume: BlobVolume, items: readonly I[], digestOf: (item: I) => Digest | undefined): Promise<I[]> => {
+export const inReadOrder = async <I>(volume: BlobVolume, items: readonly I[], digestOf: (item: I) => Digest | undefined, hints?: ReadHints): Promise<I[]> => {
   const withBlob = items.filter((i) => digestOf(i) !== undefined);
   const digests = withBlob.map((i) => digestOf(i) as Digest);
   const order = volume.readOrder === undefined ? undefined : await volume.readOrder(digests);
-  volume.prefetch?.(order === undefined ? digests : order.map((k) => digests[k] as Digest));
+  const list = order === undefined ? digests : order.map((k) => digests[k] as Digest);
+  if (hints === undefined) volume.prefetch?.(list);
+  else volume.prefetch?.(list, hints);
   const ordered = order === undefined ? withBlob : order.map((k) => withBlob[k] as I);
   return [...items.filter((i) => digestOf(i) === undefined), ...ordered];
 };

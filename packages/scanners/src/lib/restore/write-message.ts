@@ -3,10 +3,10 @@ import { pipe } from 'fp-ts/function';
 import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import type { AccountId, MessageMeta, Transaction } from '@zxbackup/item-store';
-import { VolumeStreamError, type Digest, type VolumeError } from '@zxbackup/volume-contract';
+import { describeVolumeError, VolumeStreamError, type BlobFile, type BlobVolume, type Digest, type VolumeError } from '@zxbackup/volume-contract';
 import { runR, type RestoreDeps } from './deps';
-import { RestoreAbort, restoreError } from './errors';
-import { isHeldContent, type MessageContent } from '../source';
+import { RestoreAbort, restoreError, type RestoreError } from './errors';
+import { isHeldContent, type MessageContent, type RestoreTarget, type SourceError } from '../source';
 
 export type MessageState = Transaction & MessageMeta;
 
@@ -54,6 +54,89 @@ export const writeMessageFromBlob = async (
   }
   if (streamError !== undefined) throw new RestoreAbort(restoreError.internal('readBlob', state.digest)(streamError));
 };
+
+/**
+ * The file path of a restore: the volume writes each message's file (`writeToFile`, from its
+ * own thread where it has one) into the name the target gives (`writeMessageFile`), so the
+ * bytes never pass through this thread. Only when both sides can.
+ */
+export interface FilePath {
+  readonly writeToFile: NonNullable<BlobVolume['writeToFile']>;
+  readonly writeMessageFile: NonNullable<RestoreTarget['writeMessageFile']>;
+  /**
+   * The restore's first failed fill. A target commits files in groups, so it reports a fill that
+   * failed at a later write or at its flush, as a failure of its own: the restore reports the
+   * fill's failure instead, as precisely as the stream path does.
+   */
+  readonly failures: { readonly first: () => RestoreError | undefined; readonly record: (e: RestoreError) => void };
+}
+
+export const filePathOf = (deps: Pick<RestoreDeps, 'volume' | 'target'>): FilePath | undefined => {
+  const { volume, target } = deps;
+  if (volume.writeToFile === undefined || target.writeMessageFile === undefined) return undefined;
+  let first: RestoreError | undefined;
+  return {
+    writeToFile: volume.writeToFile.bind(volume),
+    writeMessageFile: target.writeMessageFile.bind(target),
+    failures: {
+      first: () => first,
+      record: (e) => {
+        first ??= e;
+      },
+    },
+  };
+};
+
+/** A failure of the file itself (`writeFile`): the target's file system (ENOSPC, EACCES...), not the volume. */
+const isFileFailure = (e: VolumeError): boolean => e.op === 'writeFile';
+
+/**
+ * What a failed fill rejects with, for the target: the file system's own error (errno `code`)
+ * when the file failed, so the target maps it as one of its own; the volume's failure otherwise.
+ */
+const fillRejection = (e: VolumeError): Error => (isFileFailure(e) && e.cause instanceof Error ? e.cause : new VolumeStreamError(e));
+
+/**
+ * Writes a message through the file path: the target names a new file, the volume writes the
+ * blob into it (verifying it). Resolves once the file is complete (the target commits it later,
+ * in its group). A corrupt or missing blob fails with the volume's error (`readBlob`), as the
+ * stream path does; a file that cannot be written is the target's (`writeMessage`).
+ */
+export const writeMessageFileFromBlob = async (
+  files: FilePath,
+  account: AccountId,
+  folderPath: string,
+  state: { readonly digest: string; readonly size: number; readonly receivedAt: number },
+  flags: ReadonlyArray<string>,
+): Promise<void> => {
+  const key = `${account}:${folderPath}`;
+  const digest = state.digest as Digest;
+  let filled: Promise<void> | undefined;
+  const fill = (file: BlobFile): Promise<void> =>
+    (filled = (async () => {
+      const r = await files.writeToFile(digest, file)();
+      if (E.isRight(r)) return;
+      const e = r.left;
+      files.failures.record(isFileFailure(e) ? restoreError.target('writeMessage', key)(fileError(e, file.path)) : restoreError.volume('readBlob', digest)(e));
+      throw fillRejection(e);
+    })());
+  const written = await files.writeMessageFile(account, folderPath, { size: state.size, flags, receivedAt: state.receivedAt, fill })();
+  if (E.isLeft(written)) throw new RestoreAbort(files.failures.first() ?? restoreError.target('writeMessage', key)(written.left));
+  if (filled === undefined) throw new RestoreAbort(restoreError.internal('writeMessage', key)(new Error('the target did not fill the message\'s file')));
+  try {
+    await filled;
+  } catch (error) {
+    throw new RestoreAbort(files.failures.first() ?? restoreError.internal('writeMessage', key)(error));
+  }
+};
+
+const fileError = (e: VolumeError, path: string): SourceError => ({
+  _tag: 'SourceIOError',
+  op: 'writeMessage',
+  key: e.key ?? path,
+  message: describeVolumeError(e),
+  cause: e.cause,
+});
 
 interface Present {
   readonly size: number;
