@@ -31,6 +31,7 @@ import * as fsp from 'node:fs/promises';
 import * as net from 'node:net';
 import { join, basename, resolve } from 'node:path';
 import * as tls from 'node:tls';
+import { diffSnapshots, snapshotMaildirTree } from '../corpus/lib/maildir-snapshot';
 import { parseGnuTime } from './lib/gnu-time';
 
 const REPO = resolve(__dirname, '../..');
@@ -313,11 +314,15 @@ const restoreSection = async (cacheDir: string, resticReady: boolean, rounds: nu
   const [user = '', domain = ''] = account.split('@');
   const messages = (await fsp.readdir(join(P.src, domain, user), { recursive: true, withFileTypes: true })).filter((e) => e.isFile() && /\/(cur|new)$/.test(e.parentPath)).length;
   out(`2. Restore of ${account} (${messages} message files) at "last" (${uptime()})`);
+  // What every restore must give back: the account as the backup saw it (the corpus is not changed after it).
+  const source = { [account]: snapshotMaildirTree(P.src)[account] ?? {} };
   const restoreFromS3 = async (label: string, newUser: string, into: string, note: string): Promise<Run> => {
     rmSync(into, { recursive: true, force: true });
     mkdirSync(into, { recursive: true });
     const run = report(await zxb(label, P.zS3, ['doRestoreOnNewAccount', account, `${newUser}@${domain}`, 'last', '--target', `maildir:${into}`]), note);
-    out(`  restored ${duMB(into).toFixed(1)} MB (source account ${duMB(join(P.src, domain, user)).toFixed(1)} MB)`);
+    const diff = diffSnapshots(source, { [account]: snapshotMaildirTree(into)[`${newUser}@${domain}`] ?? {} });
+    if (diff.length > 0) throw new Error(`${label}: the restored account differs from the source (bytes, flags, folders or dates):\n  ${diff.slice(0, 10).join('\n  ')}`);
+    out(`  restored ${duMB(into).toFixed(1)} MB, identical to the source account (bytes, flags, keywords, folders, dates)`);
     return run;
   };
   const resticRestore = async (label: string, globalFlags: string[], into: string): Promise<Run | undefined> => {
