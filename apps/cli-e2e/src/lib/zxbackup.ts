@@ -11,8 +11,9 @@ import { join, resolve } from 'node:path';
 export const WORKSPACE = resolve(__dirname, '../../../..');
 export const CLI = join(WORKSPACE, 'apps/cli/bin/zxbackup.cjs');
 
+/** The bundle is what the command runs (bin/zxbackup.cjs): without it the tests would pass on tsc's dist/ alone. */
 export const assertCliBuilt = (): void => {
-  if (!existsSync(join(WORKSPACE, 'apps/cli/dist/main.js'))) {
+  if (!existsSync(join(WORKSPACE, 'apps/cli/dist/zxbackup.cjs'))) {
     throw new Error('apps/cli is not built: run `npx nx run cli:build` (the e2e target does it first)');
   }
 };
