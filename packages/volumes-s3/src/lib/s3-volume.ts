@@ -152,7 +152,11 @@ const assemble = (
   const packSize = c.packSize ?? DEFAULT_PACK_SIZE;
   const wholePackMax = wholePackMaxOf(c);
 
-  // The bucket's index objects into the local index, once (a new machine, a lost cache).
+  // The bucket's index objects into the local index, once (a new machine, a lost cache). Plain
+  // ones are read on the download worker: ~100 small GETs, whose receiving (and, through the
+  // SDK, whose requests) cost the main thread more than decoding them.
+  const getOffThread = store.getOffThread;
+  const indexStore: ObjectStore = key === undefined && getOffThread !== undefined ? { ...store, get: getOffThread } : sealedStore;
   let syncing: Promise<E.Either<VolumeError, void>> | undefined;
   const loadBucketIndex = async (): Promise<E.Either<VolumeError, void>> => {
     const ids: PackId[] = [];
@@ -167,7 +171,7 @@ const assemble = (
       while (failure === undefined && next < ids.length) {
         const id = ids[next++] as PackId;
         if ((await index.packInfo(id)) !== undefined) continue;
-        const r = await readObject(sealedStore, `${indexPrefix(c.prefix)}${id}`)();
+        const r = await readObject(indexStore, `${indexPrefix(c.prefix)}${id}`)();
         if (E.isLeft(r)) {
           failure = r.left;
           return;
