@@ -4,7 +4,7 @@
  * Every figure is a whole process measured by GNU time (`/usr/bin/time -v`: wall, user+sys CPU of
  * the process and the children it waited for, max RSS), all on the same generated corpus in one
  * run, so that ratios to the peers hold on a noisy machine. See tools/bench/README.md.
- * Needs: `npx tsc -b apps/cli/tsconfig.lib.json` done (or --build), restic, borg, GNU time.
+ * Needs: `npx nx run cli:build` done (or --build; it bundles the CLI, see apps/cli/README.md), restic, borg, GNU time.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -28,7 +28,7 @@ const USAGE = `usage: ts-node --transpile-only tools/bench/maildir.bench.ts [opt
   --work DIR        all data goes there, wiped at start (default /tmp/zxb-bench)
   --rts-seconds S   Real Time Scanner load duration (default 20)
   --rts-rate R      changes per second (default 200)
-  --build           run \`npx tsc -b apps/cli/tsconfig.lib.json\` first
+  --build           run \`npx nx run cli:build\` first
   --no-profile      do not profile missed targets
   --no-retention-bench  do not run tools/bench/retention.bench.ts (it takes minutes at full size)
   --rts-only        only phase 6 (and its profile), on the tree and backup a previous run left in --work
@@ -254,15 +254,15 @@ const requireTools = (): void => {
     process.exit(2);
   }
   if (opt.build) {
-    out('building the CLI: npx tsc -b apps/cli/tsconfig.lib.json');
-    const b = spawnSync('npx', ['tsc', '-b', 'apps/cli/tsconfig.lib.json'], { cwd: REPO, stdio: 'inherit' });
+    out('building the CLI: npx nx run cli:build');
+    const b = spawnSync('npx', ['nx', 'run', 'cli:build'], { cwd: REPO, stdio: 'inherit' });
     if (b.status !== 0) {
       process.stderr.write('the CLI does not build\n');
       process.exit(1);
     }
   }
   if (!existsSync(join(REPO, 'apps/cli/dist')) || spawnSync(process.execPath, [CLI, '--help'], { stdio: 'ignore' }).status !== 0) {
-    process.stderr.write('the CLI is not built: run `npx tsc -b apps/cli/tsconfig.lib.json` (or pass --build)\n');
+    process.stderr.write('the CLI is not built: run `npx nx run cli:build` (or pass --build)\n');
     process.exit(2);
   }
 };

@@ -1,7 +1,7 @@
 /*
  * Benchmark of the S3 volume (issue 5): whole `zxbackup` processes against `restic` with its s3
  * backend, on the same S3 server, in one run.
- *   npx tsc -b apps/cli/tsconfig.lib.json                 # the bench runs apps/cli/bin/zxbackup.cjs
+ *   npx nx run cli:build                                  # the bench runs apps/cli/bin/zxbackup.cjs (the bundle)
  *   eval "$(bash tools/services/s3-server.sh start)"      # the bench never starts or stops it
  *   node_modules/.bin/ts-node --transpile-only tools/bench/s3.bench.ts [--quick] [--messages N] [--work DIR]
  * 1. Initial SmartScan of the corpus (generate.ts, 2 domains x 5 users, seed 1) onto the S3 volume,
@@ -200,7 +200,7 @@ const requirements = (): boolean => {
     ok = false;
   }
   if (!existsSync(CLI) || spawnSync(process.execPath, [CLI, '--help'], { stdio: 'ignore' }).status !== 0) {
-    out('The CLI does not run: npx tsc -b apps/cli/tsconfig.lib.json');
+    out('The CLI does not run: npx nx run cli:build');
     ok = false;
   }
   return ok;
