@@ -1,4 +1,4 @@
-import type { BlobFile } from '@zxbackup/volume-contract';
+import type { BlobFile, Digest } from '@zxbackup/volume-contract';
 import type { FileDownload, FileResult, PlannedBlob } from './download-worker';
 import { makeFileRestorer, type FilePlan, type FileRestorer } from './file-restore';
 import type { PackId } from './pack-format';
@@ -42,7 +42,7 @@ const fakeDownload = (pack: PackId): FakeDownload => {
 
 const blob = (pack: PackId, i: number, wanted = 1): BlobLocation & { wanted: number } => ({
   pack,
-  digest: `${pack}-blob${i}`,
+  digest: `${pack}-blob${i}` as Digest, // any text: the restorer only matches digests, never checks them
   offset: i * 100,
   length: 100,
   size: 100,

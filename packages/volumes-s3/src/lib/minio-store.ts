@@ -9,7 +9,8 @@ import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
 import { downloadOffThread, downloadToFilesOffThread, type FileDownload } from './download-worker';
 import { storeAnswerError, toS3Error, type S3Error } from './errors';
 import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
-import { presignedGetUrl, type SigningStore } from './presign';
+import { decodeListPage } from './list-page';
+import { presignedBucketUrl, presignedGetUrl, type SigningStore } from './presign';
 
 const META_PREFIX = 'x-amz-meta-';
 /** A presigned PUT is used at once; this only bounds a URL that leaked into a log. */
@@ -58,7 +59,28 @@ export const s3Call =
 export interface MinioStoreOptions {
   /** Reject an upload that has not finished after this long (the SDK has no request timeout). */
   readonly uploadTimeoutMs: (size: number) => number;
+  /** Give up a page of a listing after this long (default 60 s). */
+  readonly listTimeoutMs?: number;
+  /** Keys per page of a listing (default: the server's, 1,000 on S3); specs make pages small. */
+  readonly listPageKeys?: number;
 }
+
+const LIST_TIMEOUT_MS = 60_000;
+
+/** A GET whose answer is a (small) document: its status and text. */
+const getText = (url: string, agent: Agent, timeoutMs: number): Promise<{ readonly status: number; readonly body: string }> =>
+  new Promise((resolve, reject) => {
+    const request = (url.startsWith('https:') ? httpsRequest : httpRequest)(url, { method: 'GET', agent }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    request.setTimeout(timeoutMs, () => request.destroy(Object.assign(new Error(`no answer to a listing within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })));
+    request.on('error', reject);
+    request.end();
+  });
 
 // Resolves with `work`, or rejects when `body` fails or the watchdog fires; the SDK does not
 // notice a failing body in a multipart upload, so we must not wait for it.
@@ -226,8 +248,36 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
   const remove = (key: string): TE.TaskEither<S3Error, void> =>
     call('remove', key)(() => clientOf().removeObject(bucket, key));
 
+  // Pages of ListObjectsV2 through presigned URLs (aws4) and fast-xml-parser: listing is the
+  // first thing a new machine does (its index objects), and through the SDK it meant loading it.
+  const listAgent = config.useSSL ? new HttpsAgent({ keepAlive: true }) : new Agent({ keepAlive: true });
+  const listPresigned = async (prefix: string, visit: (o: ListedObject) => void | Promise<void>): Promise<number | undefined> => {
+    let n = 0;
+    let token: string | undefined;
+    do {
+      const url = presignedBucketUrl(signing, bucket, {
+          'list-type': '2',
+          prefix,
+          ...(options.listPageKeys === undefined ? {} : { 'max-keys': String(options.listPageKeys) }),
+          ...(token === undefined ? {} : { 'continuation-token': token }),
+        }, PRESIGNED_SECONDS);
+      if (url === undefined) return undefined;
+      const answer = await getText(url, listAgent, options.listTimeoutMs ?? LIST_TIMEOUT_MS);
+      if (answer.status !== 200) throw storeAnswerError(answer.status, answer.body);
+      const page = decodeListPage(answer.body);
+      for (const o of page.objects) {
+        await visit(o);
+        n++;
+      }
+      token = page.next;
+    } while (token !== undefined);
+    return n;
+  };
+
   const list = (prefix: string, visit: (o: ListedObject) => void | Promise<void>): TE.TaskEither<S3Error, number> =>
     call('list', prefix)(async () => {
+      const listed = await listPresigned(prefix, visit);
+      if (listed !== undefined) return listed;
       let n = 0;
       // Async iteration pulls one page of the listing at a time (back-pressure on `visit`).
       for await (const item of clientOf().listObjectsV2(bucket, prefix, true)) {

@@ -1,5 +1,5 @@
 import { Client } from 'minio';
-import { presignedGetUrl, type SigningStore } from './presign';
+import { presignedBucketUrl, presignedGetUrl, type SigningStore } from './presign';
 
 // The same request signed by minio's presignedGetObject and by presignedGetUrl, at the same
 // instant: the signature covers the method, host, path, query and scope, so equal signatures
@@ -50,5 +50,28 @@ describe('presignedGetUrl', () => {
     expect(presignedGetUrl({ ...store, port: 80 }, 'b-1', 'k', 60)).toMatch(/^http:\/\/127\.0\.0\.1\/b-1\/k\?/);
     expect(presignedGetUrl({ ...store, port: 443, useSSL: true }, 'b-1', 'k', 60)).toMatch(/^https:\/\/127\.0\.0\.1\/b-1\/k\?/);
     expect(presignedGetUrl(store, 'b-1', 'k', 60)).toMatch(/^http:\/\/127\.0\.0\.1:9000\/b-1\/k\?.*X-Amz-Expires=60/);
+  });
+});
+
+describe('presignedBucketUrl', () => {
+  beforeEach(() => {
+    jest.useFakeTimers({ now: at });
+  });
+  afterEach(() => {
+    jest.useRealTimers();
+  });
+
+  it.each([
+    ['a first page', { 'list-type': '2', prefix: 'srv1/index/' }],
+    ['a next page of a prefix with characters to encode', { 'list-type': '2', prefix: "a b+c=d&e(f)!'*~/", 'continuation-token': '1/abc+def==' }],
+  ])('signs %s as minio does', async (_label, query) => {
+    const ours = presignedBucketUrl(store, 'b-1', query, 900);
+    expect(ours).toBeDefined();
+    const theirs = await new Client({ ...store, retryOptions: { disableRetry: true } }).presignedUrl('GET', 'b-1', '', 900, query, at);
+    expect(parts(ours ?? '')).toEqual(parts(theirs));
+  });
+
+  it('leaves virtual-hosted stores to minio', () => {
+    expect(presignedBucketUrl({ ...store, pathStyle: false }, 'bucket', { 'list-type': '2' }, 900)).toBeUndefined();
   });
 });

@@ -15,6 +15,31 @@ export interface SigningStore {
 const encodeSegment = (segment: string): string =>
   encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
+const hostOf = (store: SigningStore): string => (store.port === (store.useSSL ? 443 : 80) ? store.endPoint : `${store.endPoint}:${store.port}`);
+
+/** Signs `path` (with its query) for a GET, in the query string. */
+const signGet = (store: SigningStore, path: string): string => {
+  const host = hostOf(store);
+  const signed = aws4.sign(
+    { host, path, method: 'GET', service: 's3', region: store.region, signQuery: true },
+    { accessKeyId: store.accessKey, secretAccessKey: store.secretKey },
+  );
+  return `${store.useSSL ? 'https' : 'http'}://${host}${signed.path ?? path}`;
+};
+
+/**
+ * A presigned bucket-level GET with these query parameters (a ListObjectsV2 page), path-style
+ * only like `presignedGetUrl`: listing the bucket's index objects is what a new machine does
+ * first, and through the SDK it meant loading it (~0.15 s) for one request.
+ */
+export const presignedBucketUrl = (store: SigningStore, bucket: string, query: Readonly<Record<string, string>>, expiresSeconds: number): string | undefined => {
+  if (!store.pathStyle) return undefined;
+  const params = Object.entries({ ...query, 'X-Amz-Expires': String(expiresSeconds) })
+    .map(([k, v]) => `${encodeSegment(k)}=${encodeSegment(v)}`)
+    .join('&');
+  return signGet(store, `/${encodeSegment(bucket)}?${params}`);
+};
+
 /**
  * A presigned GET URL (SigV4, signed in the query string, valid for `expiresSeconds`), made with
  * `aws4`: a restore's packs are fetched through such URLs, and the minio SDK's own presigning
@@ -24,11 +49,5 @@ const encodeSegment = (segment: string): string =>
  */
 export const presignedGetUrl = (store: SigningStore, bucket: string, key: string, expiresSeconds: number): string | undefined => {
   if (!store.pathStyle) return undefined;
-  const host = store.port === (store.useSSL ? 443 : 80) ? store.endPoint : `${store.endPoint}:${store.port}`;
-  const path = `/${encodeSegment(bucket)}/${key.split('/').map(encodeSegment).join('/')}?X-Amz-Expires=${expiresSeconds}`;
-  const signed = aws4.sign(
-    { host, path, method: 'GET', service: 's3', region: store.region, signQuery: true },
-    { accessKeyId: store.accessKey, secretAccessKey: store.secretKey },
-  );
-  return `${store.useSSL ? 'https' : 'http'}://${host}${signed.path ?? path}`;
+  return signGet(store, `/${encodeSegment(bucket)}/${key.split('/').map(encodeSegment).join('/')}?X-Amz-Expires=${expiresSeconds}`);
 };
