@@ -20,9 +20,12 @@
  * UV_THREADPOOL_SIZE defaults to 16 here (libuv's default is 4), as the apps may set it: a put
  * is a handful of small file-system calls, each a round trip to that pool, and under load four
  * threads are too few to keep them overlapping (measured: put ~1.5x faster with 16).
- * The page cache is not dropped between phases (not possible reliably without privileges and
- * without disturbing other work): every phase reads warm files, so these are CPU-and-syscall
- * figures, not disk figures. Only the flush pays for the disk.
+ * Every phase reads warm files: these are CPU-and-syscall figures, not disk figures; only the
+ * flush pays for the disk. Before each timed phase, as root (BENCH_SETTLE=0 turns it off), the
+ * bench syncs, drops the page cache and reads the phase's input again: each phase then starts
+ * from the same memory state. Without it the cache filled up with earlier phases' output over a
+ * run, and a phase that had to reclaim pages paid for it: tar's CPU for the same 1 GB went from
+ * 1.27 s in one round to 4.42 s in the next, and every same-round ratio with it.
  */
 import { execSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -44,6 +47,15 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 16);
 const ROUNDS = Math.max(1, Number(process.env.BENCH_ROUNDS ?? 3));
 const MODES = (process.env.BENCH_MODES ?? 'auto,never').split(',') as Array<'auto' | 'never' | 'always'>;
 const PUTS = (process.env.BENCH_PUTS ?? 'file').split(',') as Array<'file' | 'stream'>;
+const SETTLE = process.env.BENCH_SETTLE !== '0' && process.getuid?.() === 0;
+
+/** Sync, drop the page cache, and read `warm` (directories) back into it: see the header. */
+const settle = (...warm: readonly string[]): void => {
+  execSync('sync');
+  if (!SETTLE) return;
+  writeFileSync('/proc/sys/vm/drop_caches', '3');
+  for (const dir of warm) execSync(`find ${JSON.stringify(dir)} -type f -print0 | xargs -0 cat > /dev/null`);
+};
 const BASELINE = process.env.BENCH_BASELINE;
 const MEDIAN = 20 * 1024;
 const SIGMA = 1.4; // mean = median * e^(sigma^2/2) ~ 53 KB: 20,000 files ~ 1 GB
@@ -213,7 +225,7 @@ const main = async (): Promise<void> => {
     console.log(
       `  bytes: text ${((100 * kinds.text) / bytes).toFixed(0)}%, MIME with base64 ${((100 * kinds.mime) / bytes).toFixed(0)}%, random documents ${((100 * kinds.document) / bytes).toFixed(0)}%`,
     );
-    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, ZXBACKUP_IO_THREADS=${process.env.ZXBACKUP_IO_THREADS ?? 'default'}, concurrency ${CONCURRENCY}, ${ROUNDS} rounds, load ${loadavg()}`);
+    console.log(`  node ${process.version}, UV_THREADPOOL_SIZE=${process.env.UV_THREADPOOL_SIZE}, ZXBACKUP_IO_THREADS=${process.env.ZXBACKUP_IO_THREADS ?? 'default'}, concurrency ${CONCURRENCY}, ${ROUNDS} rounds, ${SETTLE ? "page cache dropped and inputs re-read before each phase" : "page cache not dropped (BENCH_SETTLE=0 or not root)"}, load ${loadavg()}`);
     execSync('sync');
 
     const mbps = (s: number): string => `${(bytes / MB / s).toFixed(0).padStart(4)} MB/s`;
@@ -249,14 +261,16 @@ const main = async (): Promise<void> => {
       const dir = path.join(base, `round-${round}`);
       await fs.mkdir(dir);
       console.log(`\nround ${round}/${ROUNDS} (load ${loadavg()})`);
+      settle(corpus);
       const sha = record(SHA, measureShell(`find ${JSON.stringify(corpus)} -type f -print0 | xargs -0 sha256sum > /dev/null`));
+      settle(corpus);
       const tar = record(TAR, measureShell(`tar -cf ${JSON.stringify(path.join(dir, 'x.tar'))} -C ${JSON.stringify(corpus)} .`));
-      execSync('sync');
+      settle(corpus);
       // The floor of a one-file-per-blob layout on this file system: the same files copied as
       // files (no hashing, no compression, no fsync). tar writes one file; we create 20,000.
       const copy = record('cp -r (not fsynced)', measureShell(`cp -r ${JSON.stringify(corpus)} ${JSON.stringify(path.join(dir, 'copy'))}`));
       console.log(`  = ${ratio('cp -r vs tar', TAR, 'cp -r (not fsynced)')}x tar's throughput`);
-      execSync('sync');
+      settle(corpus);
       // The floor of the layout itself: one thread doing the least a content-addressed put must
       // do per file (read, SHA-256, create a temp file, write, rename it under its digest), with
       // synchronous calls and no fsync, no compression, no dedup check.
@@ -279,7 +293,7 @@ const main = async (): Promise<void> => {
       for (const compression of MODES) for (const how of PUTS) for (const build of round % 2 === 1 ? BUILDS : [...BUILDS].reverse()) {
         const root = path.join(dir, `volume-${compression}-${how}${build.tag === '' ? '' : '-baseline'}`);
         await fs.mkdir(root);
-        execSync('sync');
+        settle(corpus);
         const volume: LocalVolume = await must(build.make({ root, compression }));
         const digests: Digest[] = new Array<Digest>(files.length);
         const put = await measure(() =>
@@ -294,6 +308,7 @@ const main = async (): Promise<void> => {
         );
         const flush = await measure(() => must(volume.flush()));
         const stored = duOf(root);
+        settle(root);
         let read = 0;
         const get = await measure(() =>
           runLimited(digests, CONCURRENCY, async (digest) => {
