@@ -72,7 +72,7 @@ describe('zxbackup (in-process)', () => {
 
   it('documents every command with an example in --help', async () => {
     const help = await zxbackup(['--help']);
-    const commands = [...help.out.matchAll(/^ {2}zxbackup (\w+)/gm)].map((m) => m[1]!);
+    const commands = [...help.out.matchAll(/^ {2}zxbackup (\w+)/gm)].map((m) => m[1] ?? '');
     expect(commands).toEqual(expect.arrayContaining(['doSmartScan', 'doRestoreOnNewAccount', 'doPurge', 'doCoherencyCheck', 'realTimeScanner', 'monitor']));
     for (const command of commands) {
       const sub = await zxbackup(command === 'config' ? ['config', 'set', '--help'] : [command, '--help']);

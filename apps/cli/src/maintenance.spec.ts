@@ -78,10 +78,10 @@ describe('doPurge and doCoherencyCheck on a real backup path', () => {
 
     // Flip a byte in the remaining blob: a plain check does not read it, a deep one finds it.
     const [blob] = blobFiles(path.join(backup, 'items'));
-    expect(blob).toBeDefined();
-    const bytes = fs.readFileSync(blob!);
+    if (blob === undefined) throw new Error('the scan stored no blob');
+    const bytes = fs.readFileSync(blob);
     bytes[bytes.length - 3] = (bytes[bytes.length - 3] ?? 0) ^ 0x55;
-    fs.writeFileSync(blob!, bytes);
+    fs.writeFileSync(blob, bytes);
     const found = await cli.run('--json', 'doCoherencyCheck', '--deep');
     expect(found.code).toBe(EXIT_CODES.Problems);
     expect(JSON.stringify(found.json())).toContain('blob-corrupt');
