@@ -175,19 +175,8 @@ describe('downloadToFilesOffThread', () => {
     expect(results.every((r) => r.kind === 'written')).toBe(true);
     await d.received;
     expect(sent).toBeGreaterThanOrEqual(pack.length);
-  });
-
-  it('skip: a blob no more files will be asked of is not kept', async () => {
-    const { pack, blobs } = makePack([1000, 1000]);
-    answer = (res) => sendInChunks(res, pack, 500);
-    const d = downloadToFilesOffThread(urlOf());
-    d.plan(blobs);
-    d.skip(0);
-    expect((await d.write(1, file('kept'))).kind).toBe('written');
-    await d.received;
-    // Nothing was kept of blob 0: asking for it now finds it gone.
-    expect((await d.write(0, file('skipped'))).kind).toBe('lost');
-  });
+    // 64 MB through loopback, hashed and written: seconds on a loaded 2-core machine.
+  }, 30_000);
 
   it('cancel: files asked and not written are lost at once', async () => {
     const { pack, blobs } = makePack([1000]);

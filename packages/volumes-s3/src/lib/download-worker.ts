@@ -251,13 +251,6 @@ const onFilesMessage = (m) => {
     for (const chunk of early) take(f, chunk);
     pressure(f);
     if (f.ended) bodyEnded(f);
-  } else if (m.op === 'skip') {
-    const ready = f.ready.get(m.blob);
-    if (ready !== undefined) {
-      ready.wanted--;
-      release(f, m.blob, ready);
-      settleFiles(f);
-    } else if (f.blobs !== undefined && m.blob >= f.next) f.blobs[m.blob].wanted--;
   } else if (m.op === 'cancel') forget(f);
 };
 const start = ({ id, url, window }) => {
@@ -317,7 +310,7 @@ const start = ({ id, url, window }) => {
 parentPort.on('message', (m) => {
   if (m.op === 'get') return start(m);
   if (m.op === 'files') return startFiles(m);
-  if (fileDownloads.has(m.id) || m.op === 'file' || m.op === 'plan' || m.op === 'skip') return onFilesMessage(m);
+  if (fileDownloads.has(m.id) || m.op === 'file' || m.op === 'plan') return onFilesMessage(m);
   const d = downloads.get(m.id);
   if (d === undefined) return;
   if (m.op === 'ack') {
@@ -399,14 +392,12 @@ export type FileResult =
  * A pack downloaded on the worker, whose blobs go into files there: the bytes never come to this
  * thread. The plan (which blobs, where) may come after the start (a download opened ahead): until
  * then the worker keeps what arrives. Each blob is verified once, written for every file asked
- * for it, and kept (within the window) until as many files as planned were asked or skipped.
+ * for it, and kept (within the window) until as many files as planned were asked.
  */
 export interface FileDownload {
   plan(blobs: ReadonlyArray<PlannedBlob>): void;
   /** Writes the blob at `index` of the plan into a new file. */
   write(index: number, file: WorkerFile): Promise<FileResult>;
-  /** One file fewer will be asked of the blob at `index`. */
-  skip(index: number): void;
   /** Drops the download; files asked and not written yet are lost. */
   cancel(): void;
   /** Resolves once the whole pack was received, rejects when the download failed: its connection is free either way. */
@@ -636,7 +627,6 @@ export const downloadToFilesOffThread = (url: Promise<string>): FileDownload => 
         worker?.ref();
         send({ op: 'file', id, blob: index, key, file });
       }),
-    skip: (index) => send({ op: 'skip', id, blob: index }),
     cancel: () => {
       if (!fileDownloads.has(id)) return;
       send({ op: 'cancel', id });

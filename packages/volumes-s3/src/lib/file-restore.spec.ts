@@ -26,7 +26,6 @@ const fakeDownload = (pack: PackId): FakeDownload => {
     received,
     plan: (blobs) => void (d.planned = blobs),
     write: (index, file) => new Promise<FileResult>((answer) => d.asked.push({ index, file, answer })),
-    skip: () => undefined,
     cancel: () => {
       d.cancelled = true;
       for (const a of d.asked) a.answer({ kind: 'lost' });
