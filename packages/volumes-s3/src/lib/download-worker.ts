@@ -51,6 +51,44 @@ const finish = (d, message) => {
   parentPort.postMessage(Object.assign({ id: d.id }, message));
 };
 const failure = (e) => ({ error: { message: String((e && e.message) || e), code: e && e.code, statusCode: e && e.statusCode } });
+// GETs url, for both kinds of download. An answer other than 200 goes to on.answer (its status
+// and the start of its S3 error document, read on the main thread by storeAnswerError); a 200 to
+// on.head, then each chunk to on.chunk, then on.end once the whole announced body came. Any
+// failure (the URL, the connection, a body cut short) goes to on.fail. The request, or undefined
+// for a bad URL.
+const getBody = (url, on) => {
+  let target;
+  try {
+    target = new URL(url);
+  } catch (e) {
+    on.fail(e);
+    return undefined;
+  }
+  const request = (target.protocol === 'https:' ? https : http).get(target, { agent: agents[target.protocol] }, (res) => {
+    if (res.statusCode !== 200) {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (t) => { if (text.length < 4096) text += t; });
+      res.on('end', () => on.answer(res.statusCode, text));
+      res.on('error', on.fail);
+      return;
+    }
+    on.head(res);
+    const expected = Number(res.headers['content-length']);
+    let received = 0;
+    res.on('data', (chunk) => {
+      received += chunk.length;
+      on.chunk(chunk);
+    });
+    res.on('end', () => {
+      if (Number.isFinite(expected) && received !== expected) on.fail(Object.assign(new Error('the body ended after ' + received + ' of ' + expected + ' bytes'), { code: 'ECONNRESET' }));
+      else on.end();
+    });
+    res.on('error', on.fail);
+  });
+  request.on('error', on.fail);
+  return request;
+};
 
 // ---- downloads into files: blobs taken out of a pack, verified, each written into new files
 let results = [];
@@ -183,47 +221,31 @@ const startFiles = ({ id, url, window }) => {
   const f = { id, window, request: undefined, response: undefined, paused: false, done: false, ended: false, received: false,
     blobs: undefined, next: 0, parts: [], position: 0, early: [], earlyBytes: 0, ready: new Map(), jobs: new Map(), held: 0 };
   fileDownloads.set(id, f);
-  let target;
-  try {
-    target = new URL(url);
-  } catch (e) {
-    return failFiles(f, e);
-  }
-  f.request = (target.protocol === 'https:' ? https : http).get(target, { agent: agents[target.protocol] }, (res) => {
-    f.response = res;
-    if (res.statusCode !== 200) {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (t) => { if (text.length < 4096) text += t; });
-      res.on('end', () => {
-        if (f.done) return;
-        forget(f);
-        finishFiles(f, { answer: { statusCode: res.statusCode, body: text } });
-      });
-      res.on('error', (e) => failFiles(f, e));
-      return;
-    }
-    const expected = Number(res.headers['content-length']);
-    let received = 0;
-    res.on('data', (chunk) => {
+  f.request = getBody(url, {
+    fail: (e) => failFiles(f, e),
+    answer: (statusCode, body) => {
       if (f.done) return;
-      received += chunk.length;
+      forget(f);
+      finishFiles(f, { answer: { statusCode, body } });
+    },
+    head: (res) => {
+      f.response = res;
+    },
+    chunk: (chunk) => {
+      if (f.done) return;
       if (f.blobs === undefined) {
         // No plan yet (opened ahead of it): kept as it came.
         f.early.push(chunk);
         f.earlyBytes += chunk.length;
       } else take(f, chunk);
       pressure(f);
-    });
-    res.on('end', () => {
+    },
+    end: () => {
       if (f.done) return;
-      if (Number.isFinite(expected) && received !== expected) return failFiles(f, Object.assign(new Error('the body ended after ' + received + ' of ' + expected + ' bytes'), { code: 'ECONNRESET' }));
       f.ended = true;
       bodyEnded(f);
-    });
-    res.on('error', (e) => failFiles(f, e));
+    },
   });
-  f.request.on('error', (e) => failFiles(f, e));
 };
 const onFilesMessage = (m) => {
   const f = fileDownloads.get(m.id);
@@ -260,32 +282,18 @@ const start = ({ id, url, window }) => {
     finish(d, failure(e));
     if (d.request) d.request.destroy();
   };
-  let target;
-  try {
-    target = new URL(url);
-  } catch (e) {
-    return fail(e);
-  }
-  d.request = (target.protocol === 'https:' ? https : http).get(target, { agent: agents[target.protocol] }, (res) => {
-    d.response = res;
-    if (res.statusCode !== 200) {
-      // An S3 error document: read on the main thread (storeAnswerError).
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (t) => { if (text.length < 4096) text += t; });
-      res.on('end', () => {
-        finish(d, { answer: { statusCode: res.statusCode, body: text } });
-        d.request.destroy();
-      });
-      res.on('error', fail);
-      return;
-    }
-    const expected = Number(res.headers['content-length']);
-    let received = 0;
-    parentPort.postMessage({ id, started: true });
-    res.on('data', (chunk) => {
+  d.request = getBody(url, {
+    fail,
+    answer: (statusCode, body) => {
+      finish(d, { answer: { statusCode, body } });
+      d.request.destroy();
+    },
+    head: (res) => {
+      d.response = res;
+      parentPort.postMessage({ id, started: true });
+    },
+    chunk: (chunk) => {
       if (d.done) return;
-      received += chunk.length;
       // Each chunk is a buffer of its own (the parser copied it out of the socket's): moved as it is.
       const own = chunk.byteOffset === 0 && chunk.byteLength === chunk.buffer.byteLength ? chunk.buffer : Uint8Array.prototype.slice.call(chunk).buffer;
       d.pending.push(own);
@@ -296,16 +304,11 @@ const start = ({ id, url, window }) => {
       }
       if (d.outstanding > d.window && !d.paused) {
         d.paused = true;
-        res.pause();
+        d.response.pause();
       }
-    });
-    res.on('end', () => {
-      if (Number.isFinite(expected) && received !== expected) fail(Object.assign(new Error('the body ended after ' + received + ' of ' + expected + ' bytes'), { code: 'ECONNRESET' }));
-      else finish(d, { end: true });
-    });
-    res.on('error', fail);
+    },
+    end: () => finish(d, { end: true }),
   });
-  d.request.on('error', fail);
 };
 parentPort.on('message', (m) => {
   if (m.op === 'get') return start(m);
