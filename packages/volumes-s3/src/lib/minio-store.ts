@@ -236,14 +236,14 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
 
   const get = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(() => clientOf().getObject(bucket, key));
 
-  // On the download worker (see download-worker.ts), presigned here.
-  const getOffThread = (key: string): TE.TaskEither<S3Error, Readable> =>
-    call('get', key)(async () =>
-      downloadOffThread(presignedGetUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? (await clientOf().presignedGetObject(bucket, key, PRESIGNED_SECONDS))),
-    );
+  // GETs on the download worker (see download-worker.ts), presigned here: with aws4, or by the
+  // SDK for a virtual-hosted store.
+  const presignedGet = async (key: string): Promise<string> =>
+    presignedGetUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? clientOf().presignedGetObject(bucket, key, PRESIGNED_SECONDS);
 
-  const downloadToFiles = (key: string): FileDownload =>
-    downloadToFilesOffThread((async () => presignedGetUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? clientOf().presignedGetObject(bucket, key, PRESIGNED_SECONDS))());
+  const getOffThread = (key: string): TE.TaskEither<S3Error, Readable> => call('get', key)(async () => downloadOffThread(await presignedGet(key)));
+
+  const downloadToFiles = (key: string): FileDownload => downloadToFilesOffThread(presignedGet(key));
 
   const remove = (key: string): TE.TaskEither<S3Error, void> =>
     call('remove', key)(() => clientOf().removeObject(bucket, key));
