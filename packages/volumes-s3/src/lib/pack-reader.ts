@@ -33,8 +33,8 @@ export interface PackPlan {
   readonly pack: PackId;
   /** Bytes of the pack object: one larger than `wholePackMax` (a big blob alone) is not streamed ahead; its read streams it. */
   readonly size: number;
-  /** Sorted by offset. */
-  readonly blobs: ReadonlyArray<BlobLocation>;
+  /** Sorted by offset; each with how many reads will want it (once when not said). */
+  readonly blobs: ReadonlyArray<BlobLocation & { readonly wanted?: number }>;
 }
 
 /**
@@ -368,17 +368,17 @@ const packReader = (deps: PackReaderDeps): PackReader => {
           // Already coming: more reads of what it brings.
           for (const b of blobs) {
             const known = announced.get(b.digest) ?? taken.get(b.digest);
-            if (known !== undefined) known.wanted++;
+            if (known !== undefined) known.wanted += b.wanted ?? 1;
           }
           continue;
         }
         for (const b of blobs) {
           const known = announced.get(b.digest);
-          if (known !== undefined) known.wanted++;
+          if (known !== undefined) known.wanted += b.wanted ?? 1;
           else {
             const ready = taken.get(b.digest);
-            if (ready !== undefined) ready.wanted++;
-            else announced.set(b.digest, { pack: plan.pack, wanted: 1 });
+            if (ready !== undefined) ready.wanted += b.wanted ?? 1;
+            else announced.set(b.digest, { pack: plan.pack, wanted: b.wanted ?? 1 });
           }
         }
         queued.push({ ...plan, blobs: blobs.filter((b) => announced.get(b.digest)?.pack === plan.pack), at: Date.now() });

@@ -503,18 +503,29 @@ const assemble = (
         return writeThroughGet(d, file)();
     }
   };
-  /** The blobs of a list by pack, in the order the list first needs each pack; each with how many times the list has it. */
-  const plansOf = async (digests: readonly Digest[]): Promise<Array<{ pack: PackId; blobs: Array<BlobLocation & { wanted: number }> }>> => {
-    const plans = new Map<PackId, Map<Digest, BlobLocation & { wanted: number }>>();
+  /**
+   * The packs a list of blobs needs, in the order the list first needs each (as `readOrder`
+   * ranks them), at most `limit` of them, with their size and the blobs wanted of each (by
+   * offset, each with how many times the list has it). Packs the index no longer knows are left
+   * out: their reads find what became of the blobs.
+   */
+  const plansOf = async (digests: readonly Digest[], limit = Infinity): Promise<Array<PackPlan & { blobs: Array<BlobLocation & { wanted: number }> }>> => {
+    const byPack = new Map<PackId, Map<Digest, BlobLocation & { wanted: number }>>();
     for (const loc of await locateAll(digests)) {
       if (loc === undefined) continue;
-      const blobs = plans.get(loc.pack) ?? new Map<Digest, BlobLocation & { wanted: number }>();
-      plans.set(loc.pack, blobs);
+      const blobs = byPack.get(loc.pack) ?? new Map<Digest, BlobLocation & { wanted: number }>();
+      byPack.set(loc.pack, blobs);
       const known = blobs.get(loc.digest);
       if (known !== undefined) known.wanted++;
       else blobs.set(loc.digest, { ...loc, wanted: 1 });
     }
-    return [...plans].map(([pack, blobs]) => ({ pack, blobs: [...blobs.values()].sort((a, b) => a.offset - b.offset) }));
+    const plans: Array<PackPlan & { blobs: Array<BlobLocation & { wanted: number }> }> = [];
+    for (const [pack, blobs] of byPack) {
+      if (plans.length >= limit) break;
+      const meta = await index.packMeta(pack);
+      if (meta !== undefined) plans.push({ pack, size: meta.size, blobs: [...blobs.values()].sort((a, b) => a.offset - b.offset) });
+    }
+    return plans;
   };
   // From the bucket, the parts a prefetched pack's stream brought, as they are; the cache's
   // blobs (not uploaded yet) and sealed ones go through a stream.
@@ -639,27 +650,10 @@ const assemble = (
       announcing = (async () => {
         await previous;
         if (E.isLeft(await ensureSynced()())) return;
-        if (readHints?.into === 'files' && files !== undefined) {
-          const plans = await plansOf(digests);
-          const small: typeof plans = [];
-          for (const plan of plans) if (((await index.packMeta(plan.pack))?.size ?? Infinity) <= wholePackMax) small.push(plan);
-          files.announce(small); // big packs (one big blob each) are read through get
-          return;
-        }
-        // Packs in the order the list first needs them, each with the blobs wanted of it.
-        const plans = new Map<PackId, BlobLocation[]>();
-        for (const loc of await locateAll(digests)) {
-          if (loc === undefined) continue;
-          const blobs = plans.get(loc.pack);
-          if (blobs === undefined) plans.set(loc.pack, [loc]);
-          else blobs.push(loc);
-        }
-        const known: PackPlan[] = [];
-        for (const [pack, blobs] of plans) {
-          const meta = await index.packMeta(pack);
-          if (meta !== undefined) known.push({ pack, size: meta.size, blobs: blobs.sort((a, b) => a.offset - b.offset) });
-        }
-        reader.prefetch(known);
+        const plans = await plansOf(digests);
+        // Big packs (one big blob each) are read through get.
+        if (readHints?.into === 'files' && files !== undefined) files.announce(plans.filter((p) => p.size <= wholePackMax));
+        else reader.prefetch(plans);
       })().catch(() => undefined); // a hint: the reads report what is wrong
     },
     warmUp: (digests, readHints) => {
@@ -667,17 +661,11 @@ const assemble = (
       announcing = (async () => {
         await previous;
         if (E.isLeft(await ensureSynced()())) return;
-        // The packs in the order the list first needs them, as `readOrder` ranks them: the first
-        // of a list's prefix are the first of the whole list, whose prefetch then finds them open.
-        const packs: PackId[] = [];
-        for (const loc of await locateAll(digests)) if (loc !== undefined && !packs.includes(loc.pack)) packs.push(loc.pack);
-        const sized: Array<{ pack: PackId; size: number }> = [];
-        for (const pack of packs.slice(0, PREFETCH_CONCURRENCY)) {
-          const meta = await index.packMeta(pack);
-          if (meta !== undefined) sized.push({ pack, size: meta.size });
-        }
-        if (readHints?.into === 'files' && files !== undefined) files.open(sized.filter((p) => p.size <= wholePackMax).map((p) => p.pack));
-        else reader.open(sized);
+        // The first packs a list's prefix needs are the first of the whole list, whose prefetch
+        // then finds them open.
+        const first = await plansOf(digests, PREFETCH_CONCURRENCY);
+        if (readHints?.into === 'files' && files !== undefined) files.open(first.filter((p) => p.size <= wholePackMax).map((p) => p.pack));
+        else reader.open(first);
       })().catch(() => undefined); // a hint: the reads report what is wrong
     },
     locate: (d) =>
