@@ -23,14 +23,15 @@ const parts = (url: string) => {
   return { origin: u.origin, path: u.pathname, query: Object.fromEntries([...u.searchParams.entries()].sort(([a], [b]) => a.localeCompare(b))) };
 };
 
-describe('presignedGetUrl', () => {
-  beforeEach(() => {
-    jest.useFakeTimers({ now: at });
-  });
-  afterEach(() => {
-    jest.useRealTimers();
-  });
+// Both signers sign at the same (frozen) instant.
+beforeEach(() => {
+  jest.useFakeTimers({ now: at });
+});
+afterEach(() => {
+  jest.useRealTimers();
+});
 
+describe('presignedGetUrl', () => {
   it.each([
     ['a pack key', 'zxb-bench', 'px/packs/a7/0123456789abcdef0123456789abcdea7'],
     ['a key with characters to encode', 'b-1', "dir/a b+c=d&e(f)!'*~.txt"],
@@ -54,13 +55,6 @@ describe('presignedGetUrl', () => {
 });
 
 describe('presignedBucketUrl', () => {
-  beforeEach(() => {
-    jest.useFakeTimers({ now: at });
-  });
-  afterEach(() => {
-    jest.useRealTimers();
-  });
-
   it.each([
     ['a first page', { 'list-type': '2', prefix: 'srv1/index/' }],
     ['a next page of a prefix with characters to encode', { 'list-type': '2', prefix: "a b+c=d&e(f)!'*~/", 'continuation-token': '1/abc+def==' }],
