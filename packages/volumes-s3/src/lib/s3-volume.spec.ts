@@ -131,6 +131,27 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     return v;
   };
 
+  /** GETs of pack objects the volume has made. */
+  const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
+
+  /** `contents` in packs of 64 KiB in the store, and the volume opened again on an empty cache (a new machine): every read goes to the store. */
+  const inPacksOnNewMachine = async (contents: readonly Buffer[]): Promise<void> => {
+    await expectRight(volume.close());
+    volume = await open({ packSize: 64 * 1024 });
+    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
+    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await expectRight(volume.close());
+    await fsp.rm(dir, { recursive: true, force: true });
+    volume = await open({ packSize: 64 * 1024 });
+  };
+
+  /** The contents' digests in a fixed shuffle: a restore's item ids are hashes, so its list is random to the packs. */
+  const shuffledDigests = (contents: readonly Buffer[]): Digest[] =>
+    contents
+      .map((bytes, i) => ({ bytes, key: (i * 7919) % contents.length }))
+      .sort((a, b) => a.key - b.key)
+      .map((e) => sha256Hex(e.bytes));
+
   beforeEach(async () => {
     dir = freshDir();
     store = makeMemoryObjectStore();
@@ -189,23 +210,15 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     await expectRight(volume.close());
     await fsp.rm(dir, { recursive: true, force: true }); // an empty cache: every read goes to the store
     volume = await open();
-    const gets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
     const bodies = await Promise.all(contents.map(async (b) => readAll(await expectRight(volume.get(sha256Hex(b))))));
     bodies.forEach((b, i) => expect(b.equals(contents[i] ?? Buffer.alloc(0))).toBe(true));
-    expect(gets()).toBe(1);
+    expect(packGets()).toBe(1);
   });
 
   it('prefetch downloads the packs a list of blobs needs, ahead of the reads and once each', async () => {
-    await expectRight(volume.close());
-    volume = await open({ packSize: 64 * 1024 });
     const contents = Array.from({ length: 40 }, (_, i) => mailLikeText(5000, 900 + i)); // ~200 KB: 3-4 packs
-    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
-    await expectRight(volume.drain({ timeoutMs: 5000 }));
+    await inPacksOnNewMachine(contents);
     const packs = packKeys(store).length;
-    await expectRight(volume.close());
-    await fsp.rm(dir, { recursive: true, force: true });
-    volume = await open({ packSize: 64 * 1024 });
-    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
     volume.prefetch?.(contents.map(sha256Hex));
     for (let i = 0; i < 100 && packGets() < packs; i++) await new Promise((r) => setTimeout(r, 10));
     expect(packGets()).toBe(packs);
@@ -215,16 +228,9 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
   });
 
   it('warmUp opens the first packs of a list before its prefetch, which then streams them without a second GET', async () => {
-    await expectRight(volume.close());
-    volume = await open({ packSize: 64 * 1024 });
     const contents = Array.from({ length: 48 }, (_, i) => mailLikeText(4000 + i * 50, 1500 + i)); // ~4 packs
-    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
-    await expectRight(volume.drain({ timeoutMs: 5000 }));
-    await expectRight(volume.close());
-    await fsp.rm(dir, { recursive: true, force: true }); // a new machine: every read from the store
-    volume = await open({ packSize: 64 * 1024 });
-    const shuffled = contents.map((bytes, i) => ({ bytes, key: (i * 7919) % 48 })).sort((a, b) => a.key - b.key).map((e) => e.bytes);
-    const digests = shuffled.map(sha256Hex);
+    await inPacksOnNewMachine(contents);
+    const digests = shuffledDigests(contents);
     const packOf = async (d: Digest): Promise<string> => ((await expectRight(volume.locate(d))) ?? { key: '' }).key;
     // The packs of the list's first blobs, in the order the list first needs them.
     const firstPacks: string[] = [];
@@ -233,7 +239,6 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
       if (!firstPacks.includes(key)) firstPacks.push(key);
     }
     const getsOf = (key: string): number => store.calls.filter((c) => c.op === 'get' && c.key === key).length;
-    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
     volume.warmUp?.(digests.slice(0, 16));
     const opened = firstPacks.slice(0, 3);
     for (let i = 0; i < 100 && packGets() < opened.length; i++) await new Promise((r) => setTimeout(r, 5));
@@ -249,25 +254,17 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
   });
 
   it('readOrder puts the blobs of each pack together, by offset; announced reads take each blob out of its pack stream, also across the chunks of a body', async () => {
-    await expectRight(volume.close());
-    volume = await open({ packSize: 64 * 1024 });
     const contents = Array.from({ length: 48 }, (_, i) => mailLikeText(3000 + i * 97, 1100 + i)); // ~4 packs
-    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
-    await expectRight(volume.drain({ timeoutMs: 5000 }));
-    await expectRight(volume.close());
-    await fsp.rm(dir, { recursive: true, force: true }); // a new machine: every read from the store
-    volume = await open({ packSize: 64 * 1024 });
+    await inPacksOnNewMachine(contents);
     store.chunkBytes = 1000; // a blob spans several chunks, a chunk ends inside blobs
-    // Shuffled (a restore's item ids are hashes): the volume's order groups them again.
-    const shuffled = contents.map((bytes, i) => ({ bytes, key: (i * 7919) % 48 })).sort((a, b) => a.key - b.key).map((e) => e.bytes);
-    const digests = shuffled.map(sha256Hex);
+    // Shuffled: the volume's order groups them again.
+    const digests = shuffledDigests(contents);
     const order = (await volume.readOrder?.(digests)) ?? [];
     expect([...order].sort((a, b) => a - b)).toEqual(digests.map((_, i) => i));
     const places = await Promise.all(order.map(async (i) => (await expectRight(volume.locate(digests[i] as Digest))) ?? { key: '', offset: -1, length: 0 }));
     const packsInOrder = places.map((p) => p.key).filter((k, i, all) => i === 0 || all[i - 1] !== k);
     expect(new Set(packsInOrder).size).toBe(packsInOrder.length); // each pack's blobs together
     for (let i = 1; i < places.length; i++) if (places[i]?.key === places[i - 1]?.key) expect(places[i]?.offset).toBeGreaterThan(places[i - 1]?.offset ?? 0);
-    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
     const ordered = order.map((i) => digests[i] as Digest);
     volume.prefetch?.(ordered);
     for (let i = 0; i < 100 && packGets() === 0; i++) await new Promise((r) => setTimeout(r, 5));
@@ -278,14 +275,8 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
   });
 
   it('announced reads whose pack stream fails read their blob the other way, without waiting forever', async () => {
-    await expectRight(volume.close());
-    volume = await open({ packSize: 64 * 1024 });
     const contents = Array.from({ length: 24 }, (_, i) => mailLikeText(4000, 1300 + i));
-    for (const bytes of contents) await expectRight(volume.put(streamOf(bytes)));
-    await expectRight(volume.drain({ timeoutMs: 5000 }));
-    await expectRight(volume.close());
-    await fsp.rm(dir, { recursive: true, force: true });
-    volume = await open({ packSize: 64 * 1024 });
+    await inPacksOnNewMachine(contents);
     store.chunkBytes = 1000;
     // Every pack's first GET (the prefetch's stream) breaks off after its first chunk, a while
     // later: the reads are waiting for their blobs by then.
@@ -319,7 +310,6 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
 
   it('the read cache keeps at most readCacheBytes of packs, and reads on after evicting', async () => {
     const contents = Array.from({ length: 60 }, (_, i) => mailLikeText(5000, 800 + i)); // ~300 KB: 4-5 packs
-    const packGets = (): number => store.calls.filter((c) => c.op === 'get' && c.key.includes('/packs/')).length;
     const readAllTwice = async (): Promise<number[]> => {
       const gets: number[] = [];
       for (const _round of [1, 2]) {
