@@ -13,6 +13,8 @@
  *    from S3: the read cache is in memory; the local pack index stays, as restic keeps its index cache),
  *    (b) with <backup path>/cache/s3 deleted whole (a new machine: the index is read from the
  *    bucket) vs `restic --no-cache restore`.
+ * `--backup-only [--rounds N]` reruns part 1's S3 backups alone (zxbackup and restic, each into a
+ * new bucket, order alternating) on the corpus of an earlier full run, and reports the medians.
  * `--restore-only [--rounds N]` reruns part 2 alone on the work dir of an earlier full run (its
  * backups and buckets kept), N rounds with (a) and (b) interleaved with restic's, and reports
  * each figure's median: one restore lasts ~2 s, and this VM's noise is larger than that.
@@ -47,6 +49,7 @@ const opt = (name: string): string | undefined => {
 };
 const QUICK = argv.includes('--quick');
 const RESTORE_ONLY = argv.includes('--restore-only');
+const BACKUP_ONLY = argv.includes('--backup-only');
 const ROUNDS = Math.max(1, Number(opt('--rounds') ?? 1));
 const MESSAGES = Number(opt('--messages') ?? (QUICK ? 2000 : 20000));
 const WORK = resolve(opt('--work') ?? '/tmp/zxb-bench-s3');
@@ -210,6 +213,7 @@ const main = async (): Promise<void> => {
   if (!requirements()) process.exit(2);
   const hasRestic = spawnSync('restic', ['version'], { encoding: 'utf8' });
   if (RESTORE_ONLY) return restoreOnly(hasRestic.status === 0);
+  if (BACKUP_ONLY) return backupOnly(hasRestic.status === 0);
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
   out(`S3 benchmark: ${MESSAGES} messages, work dir ${WORK}, ${hasRestic.status === 0 ? hasRestic.stdout.trim() : 'restic MISSING'}`);
@@ -299,6 +303,60 @@ const restoreOnly = async (hasRestic: boolean): Promise<void> => {
   } else out('  restic, or the name of its bucket (restic-bucket), is missing: no peer figures');
   await restoreSection(join(P.zS3, 'cache', 's3'), resticReady, ROUNDS);
   proxy?.close();
+  printTable();
+};
+
+/**
+ * Part 1's S3 figures alone, N rounds on the corpus of an earlier full run in WORK: each round a
+ * SmartScan into a new backup path and bucket and a `restic backup` into a new repository, the
+ * order alternating (one backup leaves the test server busy for a while: Swift's updater and
+ * replicator run after it). One pair lasts ~30 s, and the two tools' times swing 13-18 s from
+ * run to run here: a single pair does not say which is faster.
+ */
+const backupOnly = async (hasRestic: boolean): Promise<void> => {
+  if (!existsSync(P.src)) throw new Error(`--backup-only: ${P.src} holds no corpus; run the full bench with --work ${WORK} first`);
+  if (!hasRestic) throw new Error('--backup-only compares with restic: apt-get install -y restic');
+  out(`S3 benchmark, initial backups only: work dir ${WORK}, ${ROUNDS} round(s), order alternating`);
+  out(`load at start: ${uptime()}`);
+  const proxy = await startTlsProxy();
+  const figures = { z: [] as Run[], r: [] as Run[] };
+  const ratios: number[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    out(` round ${i + 1}/${ROUNDS} (${uptime()})`);
+    const ours = async (): Promise<Run> => {
+      const backupPath = `${P.zS3}-b${i}`;
+      rmSync(backupPath, { recursive: true, force: true });
+      await zxb('setBackupVolume S3', backupPath, [
+        'setBackupVolume', 'S3', '--bucket-name', `zxb-bench-${STAMP}-b${i}`, '--access-key', S3.access, '--secret', S3.secret,
+        '--region', S3.region, '--url', `http://${S3.host}:${S3.port}`, '--volume-prefix', 'px',
+      ]);
+      const run = report(await zxb('zxbackup SmartScan -> S3', backupPath, ['doSmartScan', 'start', '--source', `maildir:${P.src}`]));
+      rmSync(backupPath, { recursive: true, force: true });
+      return run;
+    };
+    const theirs = async (): Promise<Run> => {
+      resticBucket = `zxb-bench-restic-${STAMP}-b${i}`;
+      await restic('restic init', ['init']);
+      return report(await restic('restic backup -> S3', ['backup', basename(P.src)]));
+    };
+    let z: Run;
+    let r: Run;
+    if (i % 2 === 0) {
+      z = await ours();
+      r = await theirs();
+    } else {
+      r = await theirs();
+      z = await ours();
+    }
+    figures.z.push(z);
+    figures.r.push(r);
+    ratios.push(z.wall / r.wall);
+    out(`  = ${(z.wall / r.wall).toFixed(2)}x restic's wall time`);
+  }
+  proxy.close();
+  const sorted = [...ratios].sort((a, b) => a - b);
+  out(`same-round ratios: ${ratios.map((x) => x.toFixed(2)).join(', ')} (median ${(sorted[Math.floor((sorted.length - 1) / 2)] ?? NaN).toFixed(2)}x)`);
+  ratioRow(`initial backup: SmartScan -> S3 (median of ${ROUNDS})`, median(figures.z), 'restic backup s3', median(figures.r), 1.0);
   printTable();
 };
 
