@@ -6,7 +6,9 @@
  *    few MB, ~1 GB in all; text, MIME with base64 attachments, raw random documents) with a
  *    seeded PRNG, in a temp dir that is removed at the end.
  * 2. In each of BENCH_ROUNDS (3) rounds, times `sha256sum`, `tar -cf`, `cp -r` (the floor of a
- *    file-per-blob layout here) and a floor loop over them, then, for each compression mode in
+ *    file-per-blob layout here), a floor loop over them (the least a put does: read, SHA-256,
+ *    write, rename) and brotli q0 over the text files alone (what `auto` adds to it), with the
+ *    bound the two give on two cores; then, for each compression mode in
  *    BENCH_MODES (auto,never) and each way of putting in BENCH_PUTS (file; `file,stream` for
  *    both): a put of every file (BENCH_CONCURRENCY at once, one flush at the end: durable) and
  *    a verified get of every blob. `file` is `putFile(path)` (the volume reads the file itself,
@@ -34,6 +36,7 @@ import * as fs from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
+import * as zlib from 'node:zlib';
 import * as E from 'fp-ts/Either';
 import type { Digest } from '@zxbackup/volume-contract';
 // The built package (dist): its I/O workers run compiled JavaScript, as in the apps.
@@ -126,8 +129,9 @@ const fileContent = (i: number, size: number): { kind: Kind; parts: Buffer[] } =
   return { kind: 'mime', parts: [header, slice(TEXT, body), base64Of(rest - body)] };
 };
 
-const generate = async (dir: string): Promise<{ files: string[]; bytes: number; kinds: Record<Kind, number> }> => {
+const generate = async (dir: string): Promise<{ files: string[]; textFiles: string[]; bytes: number; kinds: Record<Kind, number> }> => {
   const files: string[] = [];
+  const textFiles: string[] = [];
   const kinds: Record<Kind, number> = { text: 0, mime: 0, document: 0 };
   let bytes = 0;
   for (let i = 0; i < FILES; i += 1) {
@@ -141,8 +145,9 @@ const generate = async (dir: string): Promise<{ files: string[]; bytes: number; 
     files.push(file);
     bytes += content.length;
     kinds[kind] += content.length;
+    if (kind === 'text') textFiles.push(file);
   }
-  return { files, bytes, kinds };
+  return { files, textFiles, bytes, kinds };
 };
 
 // ---------------------------------------------------------------- phases
@@ -205,6 +210,8 @@ const BUILDS: ReadonlyArray<{ readonly tag: string; readonly make: typeof makeLo
 const SHA = 'sha256sum';
 const TAR = 'tar -cf (not fsynced)';
 const FLOOR = 'floor loop (not fsynced)';
+const COMPRESSION = 'brotli q0 of the text files';
+const AUTO_BOUND = '(floor + brotli) cpu / 2 cores';
 
 const main = async (): Promise<void> => {
   const base = await fs.mkdtemp(path.join(tmpdir(), 'zxb-bench-volumes-local-'));
@@ -212,8 +219,9 @@ const main = async (): Promise<void> => {
     const corpus = path.join(base, 'corpus');
     let files: string[] = [];
     let bytes = 0;
+    let textFiles: string[] = [];
     let kinds: Record<Kind, number> = { text: 0, mime: 0, document: 0 };
-    const genTime = await seconds(async () => ({ files, bytes, kinds } = await generate(corpus)));
+    const genTime = await seconds(async () => ({ files, textFiles, bytes, kinds } = await generate(corpus)));
     const sizes = await Promise.all(files.map(async (f) => (await fs.stat(f)).size));
     const sorted = [...sizes].sort((a, b) => a - b);
     const pct = (p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
@@ -288,6 +296,22 @@ const main = async (): Promise<void> => {
       });
       record(FLOOR, floor);
       console.log(`  = ${ratio('floor loop vs tar', TAR, FLOOR)}x tar's throughput`);
+      // What `auto` adds to the floor: the text files compressed (the mail text `auto` keeps
+      // compressed; base64 and random bytes it stores raw), one thread, with the volume's codec
+      // settings (codec-choice.ts: brotli quality 0, 1 MB window).
+      const compression = await measure(async () => {
+        for (const file of textFiles) {
+          const raw = readFileSync(file);
+          zlib.brotliCompressSync(raw, {
+            params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 0, [zlib.constants.BROTLI_PARAM_LGWIN]: 20, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: raw.length },
+          });
+        }
+      });
+      record(COMPRESSION, compression);
+      // Both cores busy all the time with nothing else to do: the least a put in `auto` can take here.
+      const bound = { wall: (floor.cpu + compression.cpu) / 2, cpu: floor.cpu + compression.cpu };
+      record(AUTO_BOUND, bound);
+      console.log(`  = ${ratio('auto lower bound vs tar', TAR, AUTO_BOUND)}x tar's throughput at best for put auto (no fsync, no overhead, two cores)`);
       execSync('sync');
 
       for (const compression of MODES) for (const how of PUTS) for (const build of round % 2 === 1 ? BUILDS : [...BUILDS].reverse()) {
