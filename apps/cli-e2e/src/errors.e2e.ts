@@ -1,6 +1,7 @@
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { generateCorpus, makeWorkDir, removeWorkDir, snapshotMaildirTree } from './lib/corpus';
-import { assertCliBuilt, describeRun, need, startRealTimeScanner, stopWith, zx, zxJson, type Background, type CliResult, type OperationView, type ScanSummary } from './lib/zxbackup';
+import { assertCliBuilt, CLI, describeRun, need, startRealTimeScanner, stopWith, zx, zxJson, type Background, type CliResult, type OperationView, type ScanSummary } from './lib/zxbackup';
 
 /*
  * What an administrator sees when something is wrong: one line on stderr starting with
@@ -75,6 +76,17 @@ describe('zxbackup errors and --json output', () => {
 
   it('an account name that is not an address is a usage error (exit 2)', async () => {
     expectOneLineError(await zx(bp, ['getAccountInfo', 'not-an-address']), EXIT.usage, /not-an-address/);
+  });
+
+  it('a reader that closes the pipe early ends the command quietly (no EPIPE trace, exit 0)', async () => {
+    // The read end closes before the CLI writes anything (it starts in ~100 ms): its first
+    // write to stdout fails with EPIPE, as in `zxbackup getAvailableAccounts | head -0`.
+    const child = spawn(process.execPath, [CLI, '--backup-path', bp, 'getAvailableAccounts'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
   });
 
   it('a backup path that does not exist is exit 3', async () => {
