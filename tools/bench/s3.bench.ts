@@ -118,6 +118,13 @@ const zxbEnv = { ZXBACKUP_BUCKETS_FILE: P.buckets };
 const zxb = (label: string, backupPath: string, args: ReadonlyArray<string>, onData?: (text: string) => void) =>
   timed(label, process.execPath, [CLI, '--backup-path', backupPath, '--json', ...args], zxbEnv, onData);
 
+/** Points a backup path at a bucket of the test server (`setBackupVolume S3`). */
+const setS3Volume = (backupPath: string, bucket: string) =>
+  zxb('setBackupVolume S3', backupPath, [
+    'setBackupVolume', 'S3', '--bucket-name', bucket, '--access-key', S3.access, '--secret', S3.secret,
+    '--region', S3.region, '--url', `http://${S3.host}:${S3.port}`, '--volume-prefix', 'px',
+  ]);
+
 // ---------------------------------------------------------------- restic through TLS
 
 let tlsPort = 0;
@@ -227,10 +234,7 @@ const main = async (): Promise<void> => {
 
   // ---- 1. initial backups
   out(`1. Initial backup (${uptime()})`);
-  await zxb('setBackupVolume S3', P.zS3, [
-    'setBackupVolume', 'S3', '--bucket-name', `zxb-bench-${STAMP}`, '--access-key', S3.access, '--secret', S3.secret,
-    '--region', S3.region, '--url', `http://${S3.host}:${S3.port}`, '--volume-prefix', 'px',
-  ]);
+  await setS3Volume(P.zS3, `zxb-bench-${STAMP}`);
   const cacheDir = join(P.zS3, 'cache', 's3');
   const t0 = Date.now();
   let scanEnd: number | undefined;
@@ -326,10 +330,7 @@ const backupOnly = async (hasRestic: boolean): Promise<void> => {
     const ours = async (): Promise<Run> => {
       const backupPath = `${P.zS3}-b${i}`;
       rmSync(backupPath, { recursive: true, force: true });
-      await zxb('setBackupVolume S3', backupPath, [
-        'setBackupVolume', 'S3', '--bucket-name', `zxb-bench-${STAMP}-b${i}`, '--access-key', S3.access, '--secret', S3.secret,
-        '--region', S3.region, '--url', `http://${S3.host}:${S3.port}`, '--volume-prefix', 'px',
-      ]);
+      await setS3Volume(backupPath, `zxb-bench-${STAMP}-b${i}`);
       const run = report(await zxb('zxbackup SmartScan -> S3', backupPath, ['doSmartScan', 'start', '--source', `maildir:${P.src}`]));
       rmSync(backupPath, { recursive: true, force: true });
       return run;
