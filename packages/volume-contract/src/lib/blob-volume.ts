@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import type * as TE from 'fp-ts/TaskEither';
 import type { Digest } from './digest';
 import type { VolumeError } from './errors';
+import type { HeadEnd } from './head';
 
 /** What a put did: the digest of the raw bytes, their size, and whether new bytes were stored. */
 export interface PutResult {
@@ -36,10 +37,12 @@ export interface PutOptions {
 export interface PutFileOptions extends PutOptions {
   /** Also return the content's first bytes, up to this many (a mail's header block). */
   readonly headBytes?: number;
+  /** Where the head may end sooner (see `headLength`): `blankLine`, after a mail's header block. */
+  readonly headEnd?: HeadEnd;
 }
 
 export interface PutFileResult extends PutResult {
-  /** The first `headBytes` bytes of the content (empty when none were asked for). */
+  /** The content's first bytes: `headLength(content, headBytes, headEnd)` of them (none when no `headBytes` was asked for). */
   readonly head: Buffer;
 }
 

@@ -5,6 +5,7 @@ import type * as TE from 'fp-ts/TaskEither';
 import type { BlobFile, BlobVolume, PutFileOptions, PutFileResult } from './blob-volume';
 import type { Digest } from './digest';
 import { VolumeStreamError, type VolumeError } from './errors';
+import { headLength, type HeadEnd } from './head';
 
 /** A file given to `putFile` could not be read (it vanished, or its disk failed). */
 export const sourceUnreadable = (file: string, cause: unknown): VolumeError => {
@@ -30,8 +31,9 @@ class HeadKeeper extends Transform {
     callback(null, chunk);
   }
 
-  head(): Buffer {
-    return Buffer.concat(this.kept);
+  head(end: HeadEnd | undefined): Buffer {
+    const kept = Buffer.concat(this.kept);
+    return kept.subarray(0, headLength(kept, this.limit, end));
   }
 }
 
@@ -53,7 +55,7 @@ export const putFileThroughStream =
     input.pipe(keeper);
     const result = await put(keeper, options)();
     if (readError !== undefined) return E.left(sourceUnreadable(file, readError));
-    return E.isLeft(result) ? result : E.right({ ...result.right, head: keeper.head() });
+    return E.isLeft(result) ? result : E.right({ ...result.right, head: keeper.head(options.headEnd) });
   };
 
 /**

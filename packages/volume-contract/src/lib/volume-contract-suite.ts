@@ -214,6 +214,25 @@ export const describeVolumeContract = <V extends BlobVolume>(name: string, fixtu
         expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(false);
       }, timeout);
 
+      it.each([
+        ['LF', '\n'],
+        ['CRLF', '\r\n'],
+      ])('with headEnd blankLine, the head is the header block (%s), then only as put again', async (_label, eol) => {
+        const header = [`Subject: ${'long '.repeat(300)}`, 'From: a@example.com', 'To: b@example.com'].join(eol) + eol + eol;
+        const bytes = Buffer.concat([Buffer.from(header), mailLikeText(40_000, 44)]);
+        const file = join(dir, 'message');
+        await writeFile(file, bytes);
+        const first = await expectRight(volume.putFile(file, { headBytes: 64 * 1024, headEnd: 'blankLine' }));
+        expect(first.head.toString()).toBe(header);
+        expect(first.stored).toBe(true);
+        expect((await readAll(await expectRight(volume.get(first.digest)))).equals(bytes)).toBe(true);
+        const again = await expectRight(volume.putFile(file, { headBytes: 64 * 1024, headEnd: 'blankLine' }));
+        expect(again.stored).toBe(false);
+        expect(again.head.toString()).toBe(header);
+        // No blank line within headBytes: headBytes of it.
+        expect((await expectRight(volume.putFile(file, { headBytes: 100, headEnd: 'blankLine' }))).head.equals(bytes.subarray(0, 100))).toBe(true);
+      }, timeout);
+
       it('a file that cannot be read is SourceUnreadable with its errno, and stores nothing', async () => {
         const missing = join(dir, 'vanished');
         const error = await expectLeft(volume.putFile(missing));

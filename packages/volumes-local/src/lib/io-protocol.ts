@@ -3,6 +3,7 @@
  * are this package's own code, built together: the shapes are checked by the compiler, not
  * decoded at run time.
  */
+import type { HeadEnd } from '@zxbackup/volume-contract';
 import type { CompressionMode } from './codec-choice';
 
 /** A file-system error as it crosses the thread boundary (an Error loses its `code` there). */
@@ -33,6 +34,8 @@ export interface PutRequest {
   readonly expectedDigest?: string;
   /** Return a copy of the content's first bytes, up to this many. */
   readonly headBytes: number;
+  /** Where the head may end sooner (`PutFileOptions.headEnd`). */
+  readonly headEnd?: HeadEnd;
 }
 
 export type PutReply =

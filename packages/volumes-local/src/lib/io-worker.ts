@@ -10,6 +10,7 @@ import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { brotliDecompressSync } from 'node:zlib';
 import * as E from 'fp-ts/Either';
+import { headLength } from '@zxbackup/volume-contract/head';
 import { chooseCodec, compressSync } from './codec-choice';
 import { unwritten } from './fd-io';
 import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
@@ -133,7 +134,7 @@ const put = (request: PutRequest): PutReply => {
   const digest = createHash('sha256').update(raw).digest('hex');
   if (request.expectedDigest !== undefined && request.expectedDigest !== digest) return { kind: 'wrong-digest', digest };
   // A copy: `raw` is the scratch buffer, reused by the next request.
-  const head = Uint8Array.prototype.slice.call(raw, 0, Math.min(raw.length, request.headBytes));
+  const head = Uint8Array.prototype.slice.call(raw, 0, headLength(raw, request.headBytes, request.headEnd));
   const shard = shardOf(request.root, digest);
   if (touchIfStored(`${shard}/${digest}`)) return { kind: 'exists', digest, size: raw.length, head };
   const choice = chooseCodec(raw, request.compression, true);

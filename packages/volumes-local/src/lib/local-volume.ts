@@ -421,7 +421,7 @@ const openLocalVolume = (root: string, compression: CompressionMode, syncMode: '
       if (!markReady) await ensureMark();
       let reply: PutReply;
       try {
-        reply = await ioPool.putFile({ file, root, tempName: tempName(), compression, maxWholeBytes: WORKER_WHOLE_BYTES, expectedDigest: options.expectedDigest, headBytes: options.headBytes ?? 0 });
+        reply = await ioPool.putFile({ file, root, tempName: tempName(), compression, maxWholeBytes: WORKER_WHOLE_BYTES, expectedDigest: options.expectedDigest, headBytes: options.headBytes ?? 0, headEnd: options.headEnd });
       } catch (error) {
         if (error instanceof WorkerIoError && error.inSource) return E.left(sourceUnreadable(file, error));
         throw error;

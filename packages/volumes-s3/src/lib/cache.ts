@@ -31,10 +31,11 @@ const DEFAULT_ROTATE_BYTES = 8 * 1024 * 1024;
 /** Spool files kept open for reads. */
 const OPEN_FILES = 64;
 /**
- * Bytes of recently appended blobs kept in memory: the uploader usually takes a blob within a
- * second of its put, and reading it back from the spool file cost as much as the first read.
+ * Bytes of recently appended blobs kept in memory, by default: an uploader that reads the blobs
+ * (a sealed volume's, which it encrypts) usually takes a blob within a second of its put, and
+ * reading it back from the spool file cost as much as the first read.
  */
-const RECENT_BYTES = 64 * 1024 * 1024;
+export const RECENT_BYTES = 64 * 1024 * 1024;
 
 // A record: magic, reserved, size (u64), SHA-256 of the bytes, then the bytes.
 const MAGIC = 0x5a584253; // 'ZXBS'
@@ -81,7 +82,11 @@ export interface BlobCache {
   readonly dir: string;
   entry(digest: Digest): CacheEntry | undefined;
   entries(): IterableIterator<Digest>;
-  /** Appends a blob already in memory and hashed (kept, not copied: do not change `bytes` after); a blob already cached is left as it is. */
+  /**
+   * Appends a blob already in memory and hashed; a blob already cached is left as it is. With
+   * `recentBytes` above 0, `bytes` is kept, not copied: do not change it after. With 0 it is not
+   * kept, and the caller may reuse it.
+   */
   append(bytes: Buffer, digest: Digest): E.Either<VolumeError, void>;
   /**
    * Streams a blob into a spool file of its own, hashing it; with `expected`, other content is
@@ -99,6 +104,12 @@ export interface BlobCache {
   open(digest: Digest): TE.TaskEither<VolumeError, Readable | undefined>;
   /** Drops a blob from the cache (uploaded, or deleted); false when it was not there. */
   remove(digest: Digest): boolean;
+  /**
+   * Drops a blob found damaged on disk after its put (its bytes no longer hash to its digest):
+   * its spool file goes to `corrupt/` once its other blobs are uploaded, as a file found damaged
+   * at open does.
+   */
+  quarantine(digest: Digest): void;
   /** Blobs found damaged at open (their spool files go to `corrupt/`). */
   damaged(): readonly Digest[];
   flush(): TE.TaskEither<VolumeError, void>;
@@ -110,13 +121,16 @@ export interface BlobCache {
 const spoolName = (n: number): string => `${String(n).padStart(10, '0')}.spool`;
 
 /** Opens (creating) a cache directory and reads back the blobs a previous run left to upload. */
-export const makeBlobCache = (dir: string, options: { readonly rotateBytes?: number } = {}): TE.TaskEither<VolumeError, BlobCache> =>
+export const makeBlobCache = (
+  dir: string,
+  options: { readonly rotateBytes?: number; readonly recentBytes?: number } = {},
+): TE.TaskEither<VolumeError, BlobCache> =>
   TE.tryCatch(
-    async () => openCache(dir, options.rotateBytes ?? DEFAULT_ROTATE_BYTES),
+    async () => openCache(dir, options.rotateBytes ?? DEFAULT_ROTATE_BYTES, options.recentBytes ?? RECENT_BYTES),
     (e) => fsError('openCache', dir, e),
   );
 
-const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> => {
+const openCache = async (dir: string, rotateBytes: number, recentLimit: number): Promise<BlobCache> => {
   const spoolDir = path.join(dir, 'spool');
   const corruptDir = path.join(dir, 'corrupt');
   await fsp.mkdir(spoolDir, { recursive: true });
@@ -253,10 +267,11 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     setRecord(digest, { file: current.n, offset: current.size + header.length, size: bytes.length, modifiedAt: Date.now() });
     current.size += total;
     unsynced.add(current.n);
+    if (recentLimit === 0) return;
     recent.set(digest, bytes);
     recentBytes += bytes.length;
     for (const [old] of recent) {
-      if (recentBytes <= RECENT_BYTES) break;
+      if (recentBytes <= recentLimit) break;
       forgetRecent(old);
     }
   };
@@ -363,6 +378,13 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     return true;
   };
 
+  const quarantine = (d: Digest): void => {
+    const r = records.get(d);
+    if (r === undefined) return;
+    damagedFiles.add(r.file);
+    remove(d);
+  };
+
   // Few files per flush (one per ~8 MiB): their fsyncs run on a worker of libuv's pool.
   const flush = (): TE.TaskEither<VolumeError, void> =>
     TE.tryCatch(
@@ -436,6 +458,7 @@ const openCache = async (dir: string, rotateBytes: number): Promise<BlobCache> =
     },
     open,
     remove,
+    quarantine,
     damaged: () => damaged,
     flush,
     close: () =>

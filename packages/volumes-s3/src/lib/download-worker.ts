@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { Worker } from 'node:worker_threads';
+import { makeWorkerHost } from './worker-host';
 import { storeAnswerError } from './errors';
 
 /*
@@ -413,14 +413,12 @@ interface FileDownloadState {
   readonly settle: { readonly resolve: () => void; readonly reject: (e: Error) => void };
 }
 
-let worker: Worker | undefined;
-let idleTimer: NodeJS.Timeout | undefined;
 let nextId = 1;
 let nextKey = 1;
 const downloads = new Map<number, Download>();
 const fileDownloads = new Map<number, FileDownloadState>();
 
-const post = (message: unknown): void => worker?.postMessage(message);
+const post = (message: unknown): void => host.current()?.postMessage(message);
 
 const acknowledge = (id: number, d: Download, force: boolean): void => {
   if (d.unacknowledged === 0 || (!force && d.unacknowledged < ACK_STEP)) return;
@@ -431,13 +429,7 @@ const acknowledge = (id: number, d: Download, force: boolean): void => {
 const underWay = (): boolean => downloads.size > 0 || [...fileDownloads.values()].some((f) => !f.received || f.jobs.size > 0);
 
 /** Nothing under way: the worker must not keep the process alive, and goes if nothing comes. */
-const settleIdle = (): void => {
-  if (underWay() || worker === undefined) return;
-  worker.unref();
-  if (idleTimer !== undefined) clearTimeout(idleTimer);
-  idleTimer = setTimeout(() => void stopDownloadWorker(), IDLE_MS);
-  idleTimer.unref();
-};
+const settleIdle = (): void => host.settleIdle();
 
 const settle = (id: number): void => {
   downloads.delete(id);
@@ -537,7 +529,6 @@ const onMessage = (m: FromWorker): void => {
 };
 
 const failAll = (error: Error): void => {
-  worker = undefined;
   for (const [id, f] of [...fileDownloads]) dropFileDownload(id, f, error);
   for (const [id, d] of [...downloads]) {
     downloads.delete(id);
@@ -546,28 +537,11 @@ const failAll = (error: Error): void => {
   }
 };
 
-const running = (): Worker => {
-  if (idleTimer !== undefined) {
-    clearTimeout(idleTimer);
-    idleTimer = undefined;
-  }
-  if (worker !== undefined) return worker;
-  const w = new Worker(WORKER_SOURCE, { eval: true });
-  w.on('message', onMessage);
-  // Only for this worker: an old one stopped for idleness may exit after a new one started.
-  w.on('error', (e) => {
-    if (worker === w) failAll(e);
-  });
-  w.on('exit', () => {
-    if (worker === w) failAll(Object.assign(new Error('the download worker stopped'), { code: 'ECONNRESET' }));
-  });
-  worker = w;
-  return w;
-};
+const host = makeWorkerHost({ source: WORKER_SOURCE, name: 'download worker', idleMs: IDLE_MS, underWay, onMessage, onFailure: failAll });
 
 /** Starts the worker now: the first download then does not wait for its start. */
 export const warmDownloadWorker = (): void => {
-  running();
+  host.running();
   settleIdle();
 };
 
@@ -578,9 +552,7 @@ export const warmDownloadWorker = (): void => {
  */
 export const downloadOffThread = (url: string): Promise<Readable> =>
   new Promise<Readable>((resolve, reject) => {
-    const w = running();
-    // Under way: the process waits for it.
-    w.ref();
+    const w = host.running(); // under way: the process waits for it
     const id = nextId++;
     downloads.set(id, { started: resolve, failed: reject, stream: undefined, unacknowledged: 0, held: 0 });
     w.postMessage({ op: 'get', id, url, window: WINDOW_BYTES });
@@ -592,8 +564,7 @@ export const downloadOffThread = (url: string): Promise<Readable> =>
  * `received` with an Error carrying the S3 `code` and `statusCode`; the files asked then are lost.
  */
 export const downloadToFilesOffThread = (url: Promise<string>): FileDownload => {
-  const w = running();
-  w.ref();
+  host.running();
   const id = nextId++;
   let settle: FileDownloadState['settle'] = { resolve: () => undefined, reject: () => undefined };
   const received = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
@@ -627,7 +598,7 @@ export const downloadToFilesOffThread = (url: Promise<string>): FileDownload => 
         if (!fileDownloads.has(id)) return resolve({ kind: 'lost' });
         const key = nextKey++;
         f.jobs.set(key, resolve);
-        worker?.ref();
+        host.current()?.ref();
         send({ op: 'file', id, blob: index, key, file });
       }),
     cancel: () => {
@@ -639,11 +610,5 @@ export const downloadToFilesOffThread = (url: Promise<string>): FileDownload => 
 };
 
 /** Stops the worker now (tests, or a shutdown); downloads under way fail. */
-export const stopDownloadWorker = async (): Promise<void> => {
-  const w = worker;
-  if (idleTimer !== undefined) clearTimeout(idleTimer);
-  idleTimer = undefined;
-  if (w === undefined) return;
-  failAll(Object.assign(new Error('the download worker was stopped'), { code: 'ECONNRESET' }));
-  await w.terminate();
-};
+export const stopDownloadWorker = (): Promise<void> =>
+  host.stop(Object.assign(new Error('the download worker was stopped'), { code: 'ECONNRESET' }));

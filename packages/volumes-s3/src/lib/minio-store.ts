@@ -8,9 +8,10 @@ import type { Client } from 'minio';
 import { DEFAULT_PART_SIZE, type S3StoreConfig } from './config';
 import { downloadOffThread, downloadToFilesOffThread, type FileDownload } from './download-worker';
 import { storeAnswerError, toS3Error, type S3Error } from './errors';
-import type { ListedObject, ObjectInfo, ObjectStore, PutObjectOptions } from './object-store';
+import type { ListedObject, ObjectInfo, ObjectStore, PutFileBlobsResult } from './object-store';
 import { decodeListPage } from './list-page';
-import { presignedBucketUrl, presignedGetUrl, type SigningStore } from './presign';
+import { presignedBucketUrl, presignedGetUrl, presignedPutUrl, type SigningStore } from './presign';
+import { uploadOffThread, type FileBlob } from './upload-worker';
 
 const META_PREFIX = 'x-amz-meta-';
 /** A presigned PUT is used at once; this only bounds a URL that leaked into a log. */
@@ -151,25 +152,35 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       TE.orElse((e) => (e._tag === 'ObjectNotFound' ? TE.right(undefined) : TE.left(e))),
     );
 
-  // One PUT without user metadata (packs, index objects): a presigned request that sends the
-  // body's chunks as they are, with its Content-MD5, which the store checks (BadDigest
-  // otherwise); the ETag it answers is checked too. Through minio the same PUT cost a copy of
-  // the body and a SHA-256 of it (to sign the payload) on top: a third of a SmartScan's
-  // hashing.
-  const putPresigned = async (key: string, body: Readable, size: number, given: Buffer | undefined): Promise<void> => {
-    const hash = given === undefined ? createHash('md5') : undefined;
+  const presignedPut = async (key: string): Promise<string> =>
+    presignedPutUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? clientOf().presignedPutObject(bucket, key, PRESIGNED_SECONDS);
+
+  // The store's answer to a PUT of content whose MD5 we sent: anything but a 200 with that MD5
+  // as the ETag is a failure.
+  const confirm = (status: number, etag: string, body: string, md5: string): void => {
+    if (status !== 200) throw storeAnswerError(status, body);
+    const answered = etag.replace(/"/g, '').toLowerCase();
+    if (answered !== md5) throw unconfirmed(`the store answered ETag ${answered} for content with MD5 ${md5}`);
+  };
+
+  // One PUT without user metadata (index objects, and packs where no upload worker can read
+  // them): a presigned request that sends the body's chunks as they are, with their Content-MD5,
+  // which the store checks (BadDigest otherwise); the ETag it answers is checked too. Through
+  // minio the same PUT cost a copy of the body and a SHA-256 of it (to sign the payload).
+  const putPresigned = async (key: string, body: Readable, size: number): Promise<void> => {
+    const hash = createHash('md5');
     const chunks: Buffer[] = [];
     let n = 0;
     for await (const c of body) {
       const b = c as Buffer;
       n += b.length;
       if (n > size) throw new Error(`the body holds more bytes than the announced ${size}`);
-      hash?.update(b);
+      hash.update(b);
       chunks.push(b);
     }
     if (n !== size) throw new Error(`the body holds fewer bytes (${n}) than the announced ${size}`);
-    const md5 = given ?? (hash as Hash).digest();
-    const url = await clientOf().presignedPutObject(bucket, key, PRESIGNED_SECONDS);
+    const md5 = hash.digest();
+    const url = await presignedPut(key);
     const answer = await new Promise<{ status: number; etag: string; body: string }>((resolve, reject) => {
       const request = (config.useSSL ? httpsRequest : httpRequest)(
         url,
@@ -188,10 +199,17 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       for (const c of chunks) request.write(c);
       request.end();
     });
-    if (answer.status !== 200) throw storeAnswerError(answer.status, answer.body);
-    const etag = answer.etag.replace(/"/g, '').toLowerCase();
-    if (etag !== md5.toString('hex')) throw unconfirmed(`the store answered ETag ${etag} for content with MD5 ${md5.toString('hex')}`);
+    confirm(answer.status, answer.etag, answer.body, md5.toString('hex'));
   };
+
+  // A pack from the spool files, sent by the upload worker (see upload-worker.ts).
+  const putFileBlobs = (key: string, blobs: readonly FileBlob[], size: number): TE.TaskEither<S3Error, PutFileBlobsResult> =>
+    call('put', key)(async () => {
+      const answer = await uploadOffThread({ url: await presignedPut(key), blobs, size, timeoutMs: options.uploadTimeoutMs(size) });
+      if (answer.kind === 'corrupt') return answer;
+      confirm(answer.status, answer.etag, answer.body, answer.md5);
+      return { kind: 'stored' };
+    });
 
   // One PUT with user metadata, which minio buffers whole before sending: the bytes are hashed
   // on their way in, so that the ETag the store answers can be checked against the MD5 of
@@ -221,14 +239,13 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
     body: Readable,
     size: number,
     metadata: Readonly<Record<string, string>>,
-    putOptions?: PutObjectOptions,
   ): TE.TaskEither<S3Error, void> => {
     const meta = Object.fromEntries(Object.entries(metadata).map(([k, v]) => [`${META_PREFIX}${k}`, v]));
     return call('put', key)(() =>
       (size > partSize
         ? putMultipart(key, body, size, meta)
         : Object.keys(meta).length === 0
-          ? guarded(body, options.uploadTimeoutMs(size), () => putPresigned(key, body, size, putOptions?.contentMd5))
+          ? guarded(body, options.uploadTimeoutMs(size), () => putPresigned(key, body, size))
           : putSingle(key, body, size, meta)
       ).finally(() => body.destroy()),
     );
@@ -289,5 +306,5 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
       return n;
     });
 
-  return { stat, put, get, getOffThread, downloadToFiles, remove, list };
+  return { stat, put, putFileBlobs, get, getOffThread, downloadToFiles, remove, list };
 };

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import type * as TE from 'fp-ts/TaskEither';
 import type { FileDownload } from './download-worker';
+import type { FileBlob } from './upload-worker';
 import type { S3Error } from './errors';
 
 export interface ObjectInfo {
@@ -11,13 +12,10 @@ export interface ObjectInfo {
   readonly lastModified?: Date;
 }
 
-export interface PutObjectOptions {
-  /**
-   * The MD5 of `body`, computed elsewhere (the upload path hashes a pack on a worker thread); the
-   * store checks it against what it receives, so a wrong one fails the put, never stores wrong bytes.
-   */
-  readonly contentMd5?: Buffer;
-}
+/** What `putFileBlobs` did: stored, or nothing sent because a blob on disk is not what its digest says. */
+export type PutFileBlobsResult =
+  | { readonly kind: 'stored' }
+  | { readonly kind: 'corrupt'; readonly digest: string; readonly actual: string };
 
 export interface ListedObject {
   readonly key: string;
@@ -44,8 +42,14 @@ export interface ObjectStore {
     body: Readable,
     size: number,
     metadata: Readonly<Record<string, string>>,
-    options?: PutObjectOptions,
   ): TE.TaskEither<S3Error, void>;
+  /**
+   * `put` (no metadata, a single PUT: `size` at most the part size) of the concatenation of
+   * blobs of local files, read where the store sends them from and each checked against its
+   * SHA-256 digest before anything is sent: the caller's thread never holds the bytes (the minio
+   * store reads and sends them on its upload worker). Confirmed as `put` is.
+   */
+  readonly putFileBlobs?: (key: string, blobs: readonly FileBlob[], size: number) => TE.TaskEither<S3Error, PutFileBlobsResult>;
   /** A missing key is `ObjectNotFound`, before any byte is streamed. */
   get(key: string): TE.TaskEither<S3Error, Readable>;
   /**

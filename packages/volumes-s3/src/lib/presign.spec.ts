@@ -1,5 +1,5 @@
 import { Client } from 'minio';
-import { presignedBucketUrl, presignedGetUrl, type SigningStore } from './presign';
+import { presignedBucketUrl, presignedGetUrl, presignedPutUrl, type SigningStore } from './presign';
 
 // The same request signed by minio's presignedGetObject and by presignedGetUrl, at the same
 // instant: the signature covers the method, host, path, query and scope, so equal signatures
@@ -67,5 +67,27 @@ describe('presignedBucketUrl', () => {
 
   it('leaves virtual-hosted stores to minio', () => {
     expect(presignedBucketUrl({ ...store, pathStyle: false }, 'bucket', { 'list-type': '2' }, 900)).toBeUndefined();
+  });
+});
+
+describe('presignedPutUrl', () => {
+  it.each([
+    ['a pack key', 'zxb-bench', 'px/packs/a7/0123456789abcdef0123456789abcdea7'],
+    ['a key with characters to encode', 'b-1', "dir/a b+c=d&e(f)!'*~.txt"],
+  ])('signs %s as minio does', async (_label, bucket, key) => {
+    const ours = presignedPutUrl(store, bucket, key, 900);
+    expect(ours).toBeDefined();
+    const theirs = await new Client({ ...store, retryOptions: { disableRetry: true } }).presignedUrl('PUT', bucket, key, 900, {}, at);
+    expect(parts(ours ?? '')).toEqual(parts(theirs));
+  });
+
+  it('signs a PUT, not a GET of the same key', () => {
+    expect(parts(presignedPutUrl(store, 'b-1', 'k', 900) ?? '').query['X-Amz-Signature']).not.toBe(
+      parts(presignedGetUrl(store, 'b-1', 'k', 900) ?? '').query['X-Amz-Signature'],
+    );
+  });
+
+  it('leaves virtual-hosted stores to minio', () => {
+    expect(presignedPutUrl({ ...store, pathStyle: false }, 'bucket', 'key', 900)).toBeUndefined();
   });
 });

@@ -15,13 +15,15 @@ export interface SigningStore {
 const encodeSegment = (segment: string): string =>
   encodeURIComponent(segment).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
 
+const objectPath = (bucket: string, key: string): string => `/${encodeSegment(bucket)}/${key.split('/').map(encodeSegment).join('/')}`;
+
 const hostOf = (store: SigningStore): string => (store.port === (store.useSSL ? 443 : 80) ? store.endPoint : `${store.endPoint}:${store.port}`);
 
-/** Signs `path` (with its query) for a GET, in the query string. */
-const signGet = (store: SigningStore, path: string): string => {
+/** Signs `path` (with its query) for `method`, in the query string. */
+const sign = (store: SigningStore, method: 'GET' | 'PUT', path: string): string => {
   const host = hostOf(store);
   const signed = aws4.sign(
-    { host, path, method: 'GET', service: 's3', region: store.region, signQuery: true },
+    { host, path, method, service: 's3', region: store.region, signQuery: true },
     { accessKeyId: store.accessKey, secretAccessKey: store.secretKey },
   );
   return `${store.useSSL ? 'https' : 'http'}://${host}${signed.path ?? path}`;
@@ -37,7 +39,7 @@ export const presignedBucketUrl = (store: SigningStore, bucket: string, query: R
   const params = Object.entries({ ...query, 'X-Amz-Expires': String(expiresSeconds) })
     .map(([k, v]) => `${encodeSegment(k)}=${encodeSegment(v)}`)
     .join('&');
-  return signGet(store, `/${encodeSegment(bucket)}?${params}`);
+  return sign(store, 'GET', `/${encodeSegment(bucket)}?${params}`);
 };
 
 /**
@@ -49,5 +51,15 @@ export const presignedBucketUrl = (store: SigningStore, bucket: string, query: R
  */
 export const presignedGetUrl = (store: SigningStore, bucket: string, key: string, expiresSeconds: number): string | undefined => {
   if (!store.pathStyle) return undefined;
-  return signGet(store, `/${encodeSegment(bucket)}/${key.split('/').map(encodeSegment).join('/')}?X-Amz-Expires=${expiresSeconds}`);
+  return sign(store, 'GET', `${objectPath(bucket, key)}?X-Amz-Expires=${expiresSeconds}`);
+};
+
+/**
+ * A presigned PUT URL (SigV4 in the query string, payload unsigned, as minio's
+ * `presignedPutObject`): the upload worker sends packs through it, with their Content-MD5,
+ * which the store checks. Path-style only, like `presignedGetUrl`.
+ */
+export const presignedPutUrl = (store: SigningStore, bucket: string, key: string, expiresSeconds: number): string | undefined => {
+  if (!store.pathStyle) return undefined;
+  return sign(store, 'PUT', `${objectPath(bucket, key)}?X-Amz-Expires=${expiresSeconds}`);
 };

@@ -1,6 +1,6 @@
 // Against the real S3 server: eval "$(tools/services/s3-server.sh start)" first.
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { Readable } from 'node:stream';
@@ -47,6 +47,7 @@ const configFor = (prefix: string, cacheDir = freshDir(), more: Partial<S3Volume
 });
 const open = (c: S3VolumeConfig): Promise<S3Volume> => expectRight(makeS3Volume(c));
 
+const stat = (key: string) => client.statObject(store.bucket, key);
 const listKeys = async (prefix: string): Promise<string[]> => {
   const keys: string[] = [];
   for await (const o of client.listObjectsV2(store.bucket, prefix, true)) if (o.name) keys.push(o.name);
@@ -103,6 +104,29 @@ describe('S3 volume with its write cache, on the S3 server', () => {
     // Known to the store now: a second put stores nothing.
     expect((await expectRight(volume.put(streamOf(bytes)))).stored).toBe(false);
     expect(volume.pending().blobs).toBe(0);
+    await expectRight(volume.close());
+  });
+
+  it('a spool file damaged after the put: the upload worker leaves that blob out of its pack, drain names it', async () => {
+    const cacheDir = freshDir();
+    const prefix = freshPrefix();
+    const volume = await open(configFor(prefix, cacheDir));
+    const good = mailLikeText(20_000, 21);
+    const bad = mailLikeText(30_000, 22);
+    await expectRight(volume.put(streamOf(good)));
+    const { digest } = await expectRight(volume.put(streamOf(bad)));
+    // At once (a pack waits 250 ms for more blobs): one byte of the second record flipped on disk.
+    const [name] = readdirSync(path.join(cacheDir, 'spool'));
+    const file = path.join(cacheDir, 'spool', name ?? '');
+    const onDisk = readFileSync(file);
+    onDisk[onDisk.length - 100] = (onDisk[onDisk.length - 100] ?? 0) ^ 0x40;
+    writeFileSync(file, onDisk);
+    expect(await expectLeft(volume.drain({ timeoutMs: 30_000 }))).toMatchObject({ _tag: 'BlobCorrupt', key: digest });
+    expect(await expectRight(volume.has(digest))).toBe(false);
+    const inPack = await storedBlob(client, store.bucket, volume, sha256Hex(good));
+    expect(inPack.bytes.equals(good)).toBe(true);
+    expect((await stat(inPack.key)).size).toBe(good.length); // the good blob alone in its pack
+    expect(readdirSync(path.join(cacheDir, 'corrupt'))).toEqual([expect.stringMatching(new RegExp(`^${name}\\.`))]);
     await expectRight(volume.close());
   });
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, pipeline } from 'node:stream';
 import * as E from 'fp-ts/Either';
@@ -7,6 +7,7 @@ import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import {
   VolumeStreamError,
+  headLength,
   putFileThroughStream,
   readWholeThroughStream,
   sourceUnreadable,
@@ -33,7 +34,6 @@ import type { ObjectStore } from './object-store';
 import { decodeIndexObject, indexPrefix, packIdOfIndexKey, packIdOfKey, packKey, packsPrefix, type PackId } from './pack-format';
 import { openPackIndex, type BlobLocation, type PackIndex } from './pack-index';
 import { makeFileRestorer } from './file-restore';
-import { makeMd5Worker } from './md5-worker';
 import { makePackReader, PREFETCH_CONCURRENCY, type PackPlan, type PackReader } from './pack-reader';
 import { makeUploader, type UploadStatus, type Uploader } from './uploader';
 import { verifiedStream } from './verify-stream';
@@ -89,7 +89,8 @@ export const makeS3VolumeWith = (
   pipe(
     TE.fromEither(decodeS3VolumeConfig(config)),
     TE.bindTo('c'),
-    TE.bind('cache', ({ c }) => makeBlobCache(c.cacheDir)),
+    // Packs sent from the spool files (see uploader.ts) never read a blob back: nothing to keep.
+    TE.bind('cache', ({ c }) => makeBlobCache(c.cacheDir, sendsFromFiles(store, key) ? { recentBytes: 0 } : {})),
     TE.bind('index', ({ c }) =>
       openPackIndex(path.join(c.cacheDir, 'index'), JSON.stringify([c.endPoint, c.port, c.bucket, c.prefix])),
     ),
@@ -105,6 +106,9 @@ export const makeS3VolumeWith = (
     ),
     TE.map(({ c, cache, index, reader }) => assemble(c, store, key, cache, index, reader)),
   );
+
+/** Unsealed packs go up from the spool files when the store can read them (`putFileBlobs`). */
+const sendsFromFiles = (store: ObjectStore, key: EncryptionKey | undefined): boolean => key === undefined && store.putFileBlobs !== undefined;
 
 /** Packs larger than this hold one big blob: its reads stream it (never kept whole, never prefetched). */
 const wholePackMaxOf = (c: S3VolumeConfig): number => 2 * (c.packSize ?? DEFAULT_PACK_SIZE);
@@ -284,7 +288,6 @@ const assemble = (
       TE.map((r) => (Array.isArray(r) ? Readable.from(r, { objectMode: false }) : r)),
     );
 
-  const md5Worker = makeMd5Worker();
   const uploader: Uploader = makeUploader({
     store,
     sealedStore,
@@ -300,7 +303,6 @@ const assemble = (
     partSize: c.partSize ?? DEFAULT_PART_SIZE,
     retry: { initialDelayMs: c.retry?.initialDelayMs ?? 1000, maxDelayMs: c.retry?.maxDelayMs ?? 60_000 },
     ensureSynced,
-    md5: (ranges) => md5Worker.md5(ranges),
     maintain: () =>
       compactionTurn({
         store,
@@ -405,23 +407,48 @@ const assemble = (
     const stored = await cacheBytes(bytes, digest);
     return E.isLeft(stored) ? stored : E.right({ digest, size: bytes.length, stored: stored.right });
   };
+  // Buffers that small files are read into, reused: the cache does not keep what it appends
+  // when packs go up from the spool files, and on this VM reading the mails of a SmartScan into
+  // fresh memory cost twice the CPU of reading them into reused buffers (a page fault per 4 KiB).
+  // One per put under way (a scan puts a few files at a time).
+  const reusable = sendsFromFiles(store, key);
+  const spareBuffers: Buffer[] = [];
+  /** The file's bytes, and the buffer to give back once they are cached (none when not reusable). */
+  const readSmallFile = (fd: number, size: number): { readonly bytes: Buffer; readonly buffer?: Buffer } => {
+    if (!reusable) return { bytes: readFileSync(fd) };
+    let buffer = spareBuffers.pop();
+    if (buffer === undefined || buffer.length < size) buffer = Buffer.allocUnsafeSlow(Math.max(size, 256 * 1024));
+    let done = 0;
+    while (done < size) {
+      const got = readSync(fd, buffer, done, size - done, done);
+      if (got <= 0) break; // shorter than it was: what is there, as readFileSync does
+      done += got;
+    }
+    return { bytes: buffer.subarray(0, done), buffer };
+  };
+
   // A small file is read whole, hashed, and written to the cache only when neither the cache
   // nor the bucket has its content (an incremental scan writes nothing for known mail).
   const putFile = (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> => async () => {
-    let bytes: Buffer | undefined;
+    let read: ReturnType<typeof readSmallFile> | undefined;
     try {
       const fd = openSync(file, 'r');
       try {
-        if (fstatSync(fd).size <= SMALL_BLOB_BYTES) bytes = readFileSync(fd);
+        const size = fstatSync(fd).size;
+        if (size <= SMALL_BLOB_BYTES) read = readSmallFile(fd, size);
       } finally {
         closeSync(fd);
       }
     } catch (e) {
       return E.left(sourceUnreadable(file, e));
     }
-    if (bytes === undefined) return putFileThroughStream(put)(file, options)();
-    const head = Buffer.from(bytes.subarray(0, options.headBytes ?? 0));
-    return E.map((r: PutResult): PutFileResult => ({ ...r, head }))(await putBytes(bytes, options.expectedDigest));
+    if (read === undefined) return putFileThroughStream(put)(file, options)();
+    try {
+      const head = Buffer.from(read.bytes.subarray(0, headLength(read.bytes, options.headBytes ?? 0, options.headEnd)));
+      return E.map((r: PutResult): PutFileResult => ({ ...r, head }))(await putBytes(read.bytes, options.expectedDigest));
+    } finally {
+      if (read.buffer !== undefined && spareBuffers.length < 8) spareBuffers.push(read.buffer);
+    }
   };
 
   const has = (d: Digest): TE.TaskEither<VolumeError, boolean> =>
@@ -619,7 +646,6 @@ const assemble = (
               files?.close();
               await reader.close();
               await index.close();
-              await md5Worker.stop();
             },
             asVolumeError('close'),
           ),

@@ -53,8 +53,6 @@ export interface UploaderDeps {
   readonly retry: RetrySettings;
   /** Loads the bucket's index into the local one when it is not there yet. */
   readonly ensureSynced: () => TE.TaskEither<VolumeError, void>;
-  /** The MD5 of file ranges, off the main thread (see `md5-worker.ts`); without it the store hashes. */
-  readonly md5?: (ranges: ReadonlyArray<{ file: string; offset: number; length: number }>) => Promise<Buffer>;
   /** Work to do when nothing waits for upload (compaction); true when it did some and wants another turn. */
   readonly maintain: () => TE.TaskEither<VolumeError, boolean>;
 }
@@ -68,7 +66,7 @@ export interface Uploader {
   forget(digest: Digest): Promise<void>;
   /** Asks for a maintenance turn (blobs were deleted). */
   kick(): void;
-  /** Waits until nothing is pending; fails on timeout, or (once) naming a blob the cache found damaged at open. */
+  /** Waits until nothing is pending; fails on timeout, or (once) naming a blob whose cached copy was found damaged. */
   drain(timeoutMs?: number): TE.TaskEither<VolumeError, void>;
   status(): UploadStatus;
   onStatus(listener: (s: UploadStatus) => void): () => void;
@@ -77,8 +75,6 @@ export interface Uploader {
   /** Stops starting uploads and waits for the running ones. Pending blobs stay in the cache. */
   close(): Promise<void>;
 }
-
-const codeOf = (cause: unknown): unknown => (typeof cause === 'object' && cause !== null ? (cause as { code?: unknown }).code : undefined);
 
 const run = async <A>(te: TE.TaskEither<VolumeError, A>): Promise<A> => {
   const r = await te();
@@ -108,7 +104,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
   let bufferedBytes = 0;
   const listeners = new Set<(s: UploadStatus) => void>();
   const idleWaiters = new Set<() => void>();
-  const damagedAtOpen: Digest[] = [];
+  const damaged: Digest[] = []; // not reported by a drain yet
   let state: UploadStatus['state'] = 'ok';
   let lastError: VolumeError | undefined;
   let failures = 0;
@@ -227,20 +223,41 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
       { objectMode: false },
     );
 
-  let md5OffMainThread = deps.md5 !== undefined && deps.seal === undefined;
-  // The pack's MD5 from the spool files, when they hold every blob of it as sent (not sealed).
-  const workerMd5 = async (entries: readonly PackEntry[]): Promise<Buffer | undefined> => {
-    if (!md5OffMainThread || deps.md5 === undefined) return undefined;
-    const ranges = entries.map((e) => cache.where(e.digest));
-    if (ranges.some((r) => r === undefined)) return undefined;
-    // A worker that fails only costs the main thread the hashing again.
-    return deps.md5(ranges as Array<{ file: string; offset: number; length: number }>).catch(() => undefined);
+  // Packs go up from the spool files where the store can send them so (unsealed blobs, one PUT):
+  // their bytes never come to this thread (see upload-worker.ts).
+  const putFileBlobs = deps.seal === undefined ? store.putFileBlobs : undefined;
+
+  // A cached copy that no longer matches its digest: never uploaded; drain and the status say so.
+  const recordDamaged = (d: Digest, cause: Error): void => {
+    damaged.push(d);
+    lastError = { _tag: 'BlobCorrupt', op: 'upload', key: d, cause };
+  };
+
+  /** Sends a pack; the digest of a blob whose cached copy turned out damaged (nothing sent then). */
+  const sendPack = async (key: string, entries: readonly PackEntry[], size: number): Promise<Digest | undefined> => {
+    const files = entries.map((e) => {
+      const at = cache.where(e.digest);
+      return at === undefined ? undefined : { ...at, digest: e.digest };
+    });
+    if (putFileBlobs !== undefined && size <= deps.partSize && files.every((f) => f !== undefined)) {
+      const sent = await putFileBlobs(key, files as Array<NonNullable<(typeof files)[number]>>, size)();
+      if (E.isLeft(sent)) throw objectFailure(sent.left, key);
+      if (sent.right.kind === 'stored') return undefined;
+      const bad = sent.right.digest as Digest;
+      cache.quarantine(bad);
+      moving.delete(bad); // a repack's blob stays where it was
+      recordDamaged(bad, new Error(`the cached copy hashes to ${sent.right.actual}; its spool file goes to ${cache.dir}/corrupt`));
+      return bad;
+    }
+    const sent = await store.put(key, packBody(entries), size, {})();
+    if (E.isLeft(sent)) throw objectFailure(sent.left, key);
+    return undefined;
   };
 
   /** Uploads one pack; resolves with what happened, never rejects. */
   const uploadPack = async (id: PackId, digests: readonly Digest[]): Promise<E.Either<VolumeError, void>> => {
     try {
-      const blobs: Array<{ digest: Digest; size: number }> = [];
+      let blobs: Array<{ digest: Digest; size: number }> = [];
       for (const d of digests) {
         const entry = cache.entry(d);
         if (entry === undefined) continue; // deleted meanwhile
@@ -252,34 +269,39 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
         }
         blobs.push({ digest: d, size: entry.size });
       }
-      if (blobs.length === 0) return E.right(undefined);
-      let offset = 0;
-      const entries: PackEntry[] = blobs.map((b) => {
-        const length = deps.sealedLength(b.size);
-        const e = { digest: b.digest, offset, length, size: b.size };
-        offset += length;
-        return e;
-      });
-      const size = offset;
-      await index.setPending({ id, size, entries });
       const pk = packKey(deps.prefix, id);
-      const contentMd5 = await workerMd5(entries);
-      const sent = await store.put(pk, packBody(entries), size, {}, contentMd5 === undefined ? undefined : { contentMd5 })();
-      if (E.isLeft(sent)) {
-        // The spool file and the bytes sent disagree (a damaged disk): hash what is sent from now on.
-        if (contentMd5 !== undefined && codeOf(sent.left.cause) === 'BadDigest') md5OffMainThread = false;
-        throw objectFailure(sent.left, pk);
+      let recorded = false;
+      for (;;) {
+        if (blobs.length === 0) {
+          if (recorded) await index.clearPending(id); // nothing of it was sent
+          return E.right(undefined);
+        }
+        let offset = 0;
+        const entries: PackEntry[] = blobs.map((b) => {
+          const length = deps.sealedLength(b.size);
+          const e = { digest: b.digest, offset, length, size: b.size };
+          offset += length;
+          return e;
+        });
+        const size = offset;
+        await index.setPending({ id, size, entries });
+        recorded = true;
+        const bad = await sendPack(pk, entries, size);
+        if (bad !== undefined) {
+          blobs = blobs.filter((b) => b.digest !== bad); // the pack goes without it
+          continue;
+        }
+        const at = Date.now();
+        const ik = indexKey(deps.prefix, id);
+        const description = encodeIndexObject(id, size, at, entries);
+        await run(pipe(sealedStore.put(ik, Readable.from([description]), description.length, {}), TE.mapLeft((e) => objectFailure(e, ik))));
+        await index.addPack(id, size, at, entries);
+        for (const e of entries) {
+          moving.delete(e.digest);
+          cache.remove(e.digest);
+        }
+        return E.right(undefined);
       }
-      const at = Date.now();
-      const ik = indexKey(deps.prefix, id);
-      const description = encodeIndexObject(id, size, at, entries);
-      await run(pipe(sealedStore.put(ik, Readable.from([description]), description.length, {}), TE.mapLeft((e) => objectFailure(e, ik))));
-      await index.addPack(id, size, at, entries);
-      for (const e of entries) {
-        moving.delete(e.digest);
-        cache.remove(e.digest);
-      }
-      return E.right(undefined);
     } catch (e) {
       return E.left(asVolumeError('upload', packKey(deps.prefix, id))(e));
     }
@@ -387,8 +409,8 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
         resolve(r);
       };
       const onIdle = (): void => {
-        const lost = damagedAtOpen[0];
-        damagedAtOpen.length = 0; // reported once; the status keeps it as lastError
+        const lost = damaged[0];
+        damaged.length = 0; // reported once; the status keeps it as lastError
         finish(
           lost === undefined
             ? E.right(undefined)
@@ -415,15 +437,7 @@ export const makeUploader = (deps: UploaderDeps): Uploader => {
 
   return {
     reportDamaged: (digests) => {
-      for (const d of digests) {
-        damagedAtOpen.push(d);
-        lastError = {
-          _tag: 'BlobCorrupt',
-          op: 'upload',
-          key: d,
-          cause: new Error(`the cached copy does not match its digest; its spool file goes to ${cache.dir}/corrupt`),
-        };
-      }
+      for (const d of digests) recordDamaged(d, new Error(`the cached copy does not match its digest; its spool file goes to ${cache.dir}/corrupt`));
     },
     enqueue: (d, options) => {
       lastActivity = Date.now();

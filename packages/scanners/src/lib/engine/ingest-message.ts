@@ -21,7 +21,7 @@ export interface IngestedMessage {
 export const ingestMessage = async (source: Source, volume: BlobVolume, account: AccountId, entry: MessageEntry): Promise<IngestedMessage | undefined> => {
   const file = source.localFile?.(account, entry.locator);
   if (file !== undefined) {
-    const put = await volume.putFile(file, { headBytes: HEAD_LIMIT })();
+    const put = await volume.putFile(file, { headBytes: HEAD_LIMIT, headEnd: 'blankLine' })();
     if (E.isRight(put)) {
       const { digest, size, stored, head } = put.right;
       return { digest, size, stored, headers: parseMessageHeaders(headerBlock(head)) };
