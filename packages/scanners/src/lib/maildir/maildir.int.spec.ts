@@ -51,7 +51,12 @@ const reachable = (): Promise<boolean> =>
 
 const imap = async (user: string, pass: string): Promise<ImapFlow> => {
   const client = new ImapFlow({ host: HOST, port: PORT, secure: false, auth: { user, pass }, logger: false });
-  await client.connect();
+  try {
+    await client.connect();
+  } catch (e) {
+    client.close(); // a refused login leaves the connection and its timers open otherwise
+    throw e;
+  }
   return client;
 };
 
