@@ -6,6 +6,7 @@ import type { BlobFile, BlobVolume, PutFileOptions, PutFileResult } from './blob
 import type { Digest } from './digest';
 import { VolumeStreamError, type VolumeError } from './errors';
 import { headLength, type HeadEnd } from './head';
+import { openSourceSync } from './source-file';
 
 /** A file given to `putFile` could not be read (it vanished, or its disk failed). */
 export const sourceUnreadable = (file: string, cause: unknown): VolumeError => {
@@ -45,7 +46,13 @@ export const putFileThroughStream =
   (put: BlobVolume['put']) =>
   (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> =>
   async () => {
-    const input = createReadStream(file);
+    let fd: number;
+    try {
+      fd = openSourceSync(file);
+    } catch (e) {
+      return E.left(sourceUnreadable(file, e));
+    }
+    const input = createReadStream(file, { fd });
     const keeper = new HeadKeeper(options.headBytes ?? 0);
     let readError: unknown;
     input.on('error', (error) => {

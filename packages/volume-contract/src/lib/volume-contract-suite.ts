@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -231,6 +231,16 @@ export const describeVolumeContract = <V extends BlobVolume>(name: string, fixtu
         expect(again.head.toString()).toBe(header);
         // No blank line within headBytes: headBytes of it.
         expect((await expectRight(volume.putFile(file, { headBytes: 100, headEnd: 'blankLine' }))).head.equals(bytes.subarray(0, 100))).toBe(true);
+      }, timeout);
+
+      it("leaves the file's access time as it was (a backup is not a reader of the mail)", async () => {
+        const file = join(dir, 'message');
+        await writeFile(file, mailLikeText(12_000, 45));
+        // Older than the mtime: under relatime a plain read would set it to now.
+        const atime = new Date(Date.UTC(2020, 0, 1));
+        await utimes(file, atime, (await stat(file)).mtime);
+        await expectRight(volume.putFile(file, { headBytes: 100 }));
+        expect((await stat(file)).atimeMs).toBe(atime.getTime());
       }, timeout);
 
       it('a file that cannot be read is SourceUnreadable with its errno, and stores nothing', async () => {

@@ -10,7 +10,7 @@ import * as fs from 'node:fs';
 import { parentPort } from 'node:worker_threads';
 import { brotliDecompressSync } from 'node:zlib';
 import * as E from 'fp-ts/Either';
-import { headLength } from '@zxbackup/volume-contract/head';
+import { headLength, openSourceSync } from '@zxbackup/volume-contract/worker';
 import { chooseCodec, compressSync } from './codec-choice';
 import { unwritten } from './fd-io';
 import { decodeHeader, encodeHeader, HEADER_SIZE } from './format';
@@ -23,30 +23,12 @@ const shardOf = (root: string, digest: string): string => `${root}/${digest.slic
 // multi-threaded process, TLB shoot-downs when it is freed.
 let scratch = Buffer.allocUnsafeSlow(1024 * 1024);
 
-// A backup's read must not touch the source's access time: relatime still writes it on the first
-// read after a change, which would dirty the inode of every new message (write I/O on the mail
-// store) and tell mbox readers a mailbox was read. Only the owner (or CAP_FOWNER) may ask for it:
-// after one EPERM, plain opens.
-const O_NOATIME = fs.constants.O_NOATIME ?? 0;
-let noAtime = O_NOATIME !== 0;
-
-const openSource = (file: string): number => {
-  if (noAtime) {
-    try {
-      return fs.openSync(file, fs.constants.O_RDONLY | O_NOATIME);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
-      noAtime = false;
-    }
-  }
-  return fs.openSync(file, 'r');
-};
 
 /** Reads a whole source file (to its end) into the scratch buffer, or undefined when too large. */
 const readSource = (file: string, maxBytes: number): Buffer | undefined => {
   let fd: number;
   try {
-    fd = openSource(file);
+    fd = openSourceSync(file);
   } catch (error) {
     throw Object.assign(error as Error, { inSource: true });
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, readFileSync, readSync } from 'node:fs';
 import * as path from 'node:path';
 import { Readable, pipeline } from 'node:stream';
 import * as E from 'fp-ts/Either';
@@ -8,6 +8,7 @@ import { pipe } from 'fp-ts/function';
 import {
   VolumeStreamError,
   headLength,
+  openSourceSync,
   putFileThroughStream,
   readWholeThroughStream,
   sourceUnreadable,
@@ -432,7 +433,7 @@ const assemble = (
   const putFile = (file: string, options: PutFileOptions = {}): TE.TaskEither<VolumeError, PutFileResult> => async () => {
     let read: ReturnType<typeof readSmallFile> | undefined;
     try {
-      const fd = openSync(file, 'r');
+      const fd = openSourceSync(file);
       try {
         const size = fstatSync(fd).size;
         if (size <= SMALL_BLOB_BYTES) read = readSmallFile(fd, size);

@@ -1,0 +1,23 @@
+import { constants, openSync } from 'node:fs';
+
+const O_NOATIME = constants.O_NOATIME ?? 0;
+let noAtime = O_NOATIME !== 0;
+
+/**
+ * Opens a source file (a mail being backed up) for reading without touching its access time:
+ * relatime still writes it on the first read after a change, which would dirty the inode of
+ * every new message (write I/O on the mail store) and tell mbox readers a mailbox was read. Only
+ * the owner (or CAP_FOWNER) may ask for it: after one EPERM, plain opens.
+ */
+export const openSourceSync = (file: string): number => {
+  if (noAtime) {
+    try {
+      return openSync(file, constants.O_RDONLY | O_NOATIME);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+      noAtime = false;
+    }
+  }
+  return openSync(file, 'r');
+};
+
