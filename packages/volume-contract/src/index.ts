@@ -6,7 +6,7 @@
  */
 export type { BlobVolume, BlobFile, ReadHints, PutResult, PutOptions, PutFileOptions, PutFileResult, BlobStat, VolumeSupports } from './lib/blob-volume';
 export { headLength, type HeadEnd } from './lib/head';
-export { openSourceSync } from './lib/source-file';
+export { openSource, openSourceSync } from './lib/source-file';
 export { putFileThroughStream, readWholeThroughStream, sourceUnreadable, writeToFileThroughGet } from './lib/put-file';
 export { Digest, digestShard } from './lib/digest';
 export type { VolumeError, VolumeErrorTag } from './lib/errors';

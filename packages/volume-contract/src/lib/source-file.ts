@@ -1,4 +1,4 @@
-import { constants, openSync } from 'node:fs';
+import { constants, openSync, promises as fsp } from 'node:fs';
 
 const O_NOATIME = constants.O_NOATIME ?? 0;
 let noAtime = O_NOATIME !== 0;
@@ -21,3 +21,16 @@ export const openSourceSync = (file: string): number => {
   return openSync(file, 'r');
 };
 
+
+/** `openSourceSync` for a stream: a file handle, opened on libuv's pool. */
+export const openSource = async (file: string): Promise<fsp.FileHandle> => {
+  if (noAtime) {
+    try {
+      return await fsp.open(file, constants.O_RDONLY | O_NOATIME);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EPERM') throw error;
+      noAtime = false;
+    }
+  }
+  return fsp.open(file, 'r');
+};

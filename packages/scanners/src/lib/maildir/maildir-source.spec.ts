@@ -1,4 +1,4 @@
-import { mkdirSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, statSync, unlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { AccountId } from '@zxbackup/item-store';
@@ -219,7 +219,13 @@ describe('maildir source', () => {
     // Dovecot moves it to cur/ with flags, then the user moves it to another folder.
     renameSync(join(maildir, 'new', '1700000002.M2P1.host'), join(maildir, '.Sent', 'cur', '1700000002.M2P1.host:2,S'));
     expect((await readAll(await run(source.openBlob(ALICE, fresh.locator)))).toString()).toBe('new mail!');
-    rmSync(join(maildir, '.Sent', 'cur', '1700000002.M2P1.host:2,S'));
+    // Read without changing its access time (older than its mtime: a plain read would set it).
+    const moved = join(maildir, '.Sent', 'cur', '1700000002.M2P1.host:2,S');
+    const atime = new Date(Date.UTC(2020, 0, 1));
+    utimesSync(moved, atime, statSync(moved).mtime);
+    expect((await readAll(await run(source.openBlob(ALICE, fresh.locator)))).toString()).toBe('new mail!');
+    expect(statSync(moved).atimeMs).toBe(atime.getTime());
+    rmSync(moved);
     expect((await runLeft(source.openBlob(ALICE, fresh.locator)))._tag).toBe('SourceNotFound');
     expect((await runLeft(source.openBlob(ALICE, '../../etc/passwd')))._tag).toBe('SourceInvalid');
     expect((await runLeft(source.openBlob(ALICE, '.Sent/../../x/cur/y')))._tag).toBe('SourceInvalid');

@@ -5,6 +5,7 @@ import * as E from 'fp-ts/Either';
 import * as TE from 'fp-ts/TaskEither';
 import { pipe } from 'fp-ts/function';
 import * as t from 'io-ts';
+import { openSource } from '@zxbackup/volume-contract';
 import type { AccountId, AccountMeta, FolderMeta } from '@zxbackup/item-store';
 import type { MessageEntry, ScanEvent, ScanOptions, Source, SourceError, WatchHandlers, Watcher } from '../source';
 import { decodeFlags, parseFileName } from './flags';
@@ -296,7 +297,7 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
     const { maildir } = accountPaths(root, account);
     const key = `${account}/${locator}`;
     return tryFs('openBlob', key, async () => {
-      let handle = await fsp.open(join(maildir, locator), 'r').catch((e: unknown) => {
+      let handle = await openSource(join(maildir, locator)).catch((e: unknown) => {
         if (isNotFound(e)) return undefined;
         throw e;
       });
@@ -304,7 +305,7 @@ export const makeMaildirSource = (options: MaildirSourceOptions): Source => {
       for (let attempt = 0; handle === undefined && attempt < 3; attempt++) {
         const path = await findByBase(maildir, folderKey, parseFileName(name).base);
         if (path === undefined) break;
-        handle = await fsp.open(path, 'r').catch((e: unknown) => {
+        handle = await openSource(path).catch((e: unknown) => {
           if (isNotFound(e)) return undefined;
           throw e;
         });
