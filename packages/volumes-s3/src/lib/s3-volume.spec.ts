@@ -694,7 +694,7 @@ describe.each(VARIANTS)('S3 volume write cache, packs and uploader (in-memory st
     // The hints named a pack the index no longer has: each read asked the index again, without
     // a request for the removed pack.
     expect(oldPackGets()).toBe(getsBefore);
-  });
+  }, 30_000); // ~2 s alone: 5 s is too short on a busy 2-core CI machine
 
   it('a new machine (empty cache directory) finds every blob through the bucket\'s index objects', async () => {
     const contents = Array.from({ length: 12 }, (_, i) => mailLikeText(1500 + i * 300, 600 + i));
