@@ -118,6 +118,15 @@ export interface BlobCache {
   readonly bytes: () => number;
 }
 
+/** Fills `into` from `fd` at `position`; a file that ends before is an Error saying `shortBy`. */
+export const readExactlySync = (fd: number, into: Buffer, position: number, shortBy: string): void => {
+  for (let done = 0; done < into.length; ) {
+    const got = readSync(fd, into, done, into.length - done, position + done);
+    if (got <= 0) throw new Error(shortBy);
+    done += got;
+  }
+};
+
 const spoolName = (n: number): string => `${String(n).padStart(10, '0')}.spool`;
 
 /** Opens (creating) a cache directory and reads back the blobs a previous run left to upload. */
@@ -342,12 +351,7 @@ const openCache = async (dir: string, rotateBytes: number, recentLimit: number):
     return E.tryCatch(
       () => {
         const out = Buffer.allocUnsafe(r.size);
-        const fd = fdFor(r.file);
-        for (let done = 0; done < r.size; ) {
-          const got = readSync(fd, out, done, r.size - done, r.offset + done);
-          if (got <= 0) throw new Error(`the spool file ${spoolName(r.file)} is shorter than its record of ${d}`);
-          done += got;
-        }
+        readExactlySync(fdFor(r.file), out, r.offset, `the spool file ${spoolName(r.file)} is shorter than its record of ${d}`);
         return out;
       },
       (e) => fsError('get', d, e),

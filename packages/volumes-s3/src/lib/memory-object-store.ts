@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
+import { closeSync, openSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import * as TE from 'fp-ts/TaskEither';
+import { readExactlySync } from './cache';
 import type { S3Error } from './errors';
 import type { ListedObject, ObjectInfo, ObjectStore, PutFileBlobsResult } from './object-store';
 import type { FileBlob } from './upload-worker';
@@ -40,11 +41,7 @@ const readFileBlobs = (blobs: readonly FileBlob[]): { bytes: Buffer } | { corrup
     const part = Buffer.alloc(b.length);
     const fd = openSync(b.file, 'r');
     try {
-      for (let done = 0; done < b.length; ) {
-        const got = readSync(fd, part, done, b.length - done, b.offset + done);
-        if (got <= 0) throw new Error(`${b.file} ends before ${b.offset + b.length}`);
-        done += got;
-      }
+      readExactlySync(fd, part, b.offset, `${b.file} ends before ${b.offset + b.length}`);
     } finally {
       closeSync(fd);
     }

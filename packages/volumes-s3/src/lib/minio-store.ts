@@ -155,12 +155,15 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
   const presignedPut = async (key: string): Promise<string> =>
     presignedPutUrl(signing, bucket, key, PRESIGNED_SECONDS) ?? clientOf().presignedPutObject(bucket, key, PRESIGNED_SECONDS);
 
-  // The store's answer to a PUT of content whose MD5 we sent: anything but a 200 with that MD5
-  // as the ETag is a failure.
-  const confirm = (status: number, etag: string, body: string, md5: string): void => {
-    if (status !== 200) throw storeAnswerError(status, body);
+  // The ETag a store answered for a single PUT is the MD5 of what it holds: another one fails the put.
+  const confirmEtag = (etag: string, md5: string): void => {
     const answered = etag.replace(/"/g, '').toLowerCase();
     if (answered !== md5) throw unconfirmed(`the store answered ETag ${answered} for content with MD5 ${md5}`);
+  };
+  // The store's answer to a PUT we sent ourselves: anything but a 200 with the content's MD5 as the ETag is a failure.
+  const confirm = (status: number, etag: string, body: string, md5: string): void => {
+    if (status !== 200) throw storeAnswerError(status, body);
+    confirmEtag(etag, md5);
   };
 
   // One PUT without user metadata (index objects, and packs where no upload worker can read
@@ -219,8 +222,7 @@ export const makeMinioStore = (config: S3StoreConfig, options: MinioStoreOptions
     const checked = exactly(size, hash);
     pipeline(body, checked, () => undefined); // a failing body fails `checked`, which minio reads
     const { etag } = await guarded(checked, options.uploadTimeoutMs(size), () => clientOf().putObject(bucket, key, checked, size, meta));
-    const md5 = hash.digest('hex');
-    if (etag.toLowerCase() !== md5) throw unconfirmed(`the store answered ETag ${etag} for content with MD5 ${md5}`);
+    confirmEtag(etag, hash.digest('hex'));
   };
 
   // In parts: the server checks each part's Content-MD5 (minio sends it); a HEAD then shows

@@ -45,6 +45,7 @@ const agents = { 'http:': new http.Agent({ keepAlive: true }), 'https:': new htt
 // Buffers of finished uploads, reused: a few packs' worth at most.
 const free = [];
 const KEEP = 4;
+const STEP = 4 * 1024 * 1024;
 const take = (size) => {
   let best = -1;
   for (let i = 0; i < free.length; i++) if (free[i].length >= size && (best < 0 || free[i].length < free[best].length)) best = i;
@@ -53,7 +54,6 @@ const take = (size) => {
   // bytes larger cannot reuse means fresh memory again, which is what this worker is to avoid.
   return Buffer.allocUnsafeSlow(Math.ceil((size + 1) / STEP) * STEP + STEP);
 };
-const STEP = 4 * 1024 * 1024;
 const give = (b) => {
   if (free.length < KEEP) free.push(b);
 };
@@ -69,7 +69,7 @@ const gather = (m, buffer) => {
     for (const b of m.blobs) {
       if (b.file !== open) {
         if (fd !== undefined) closeSync(fd);
-        fd = undefined;
+        fd = undefined; // closed: not again in finally, should the next open fail
         fd = openSync(b.file, 'r');
         open = b.file;
       }
